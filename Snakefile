@@ -1,0 +1,43 @@
+# magtwin: FIB-SEM tomography stack of a Nd-Fe-B magnet -> finite-element digital twin ->
+# demagnetisation curves. Thin rules in workflow/rules/, thin scripts in scripts/, the
+# library in src/magtwin/. Run: `snakemake --profile profiles/local` (or ./run.sh pipeline).
+
+from pathlib import Path
+
+from magtwin.config import check_files_exist, validate_config
+from magtwin.errors import MagtwinError
+
+configfile: "config/config.yaml"
+
+
+def _validated(cfg):
+    # One clear line naming the key, before any job runs.
+    try:
+        validate_config(cfg, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
+                        source="config")
+        check_files_exist(cfg, source="config")
+    except MagtwinError as exc:
+        raise WorkflowError(f"invalid configuration: {exc}") from None
+    return cfg
+
+
+config = _validated(config)
+RESULTS = config["results_dir"]
+SAMPLES = list(config["samples"])
+SYNTHETIC = [s for s, v in config["samples"].items() if v.get("synthetic")]
+
+wildcard_constraints:
+    sample="[A-Za-z0-9_.-]+",
+
+
+include: "workflow/rules/synth.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/imaging.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/analysis.smk"
+
+
+rule all:
+    input:
+        expand(f"{RESULTS}/{{sample}}/01_ingest.h5", sample=SAMPLES),
