@@ -1,0 +1,32 @@
+# Stage 1: the sample's image stack (generated for synthetic samples) -> 01_ingest.h5
+
+
+def ingest_stack(wildcards):
+    sample = config["samples"][wildcards.sample]
+    if sample.get("synthetic"):
+        return f"{RESULTS}/{wildcards.sample}/00_synth/stack.tif"
+    return sample["stack"]
+
+
+def ingest_voxel(wildcards):
+    sample = config["samples"][wildcards.sample]
+    vs = sample.get("voxel_size_nm")
+    return None if vs is None else [float(v) for v in vs]
+
+
+rule ingest:
+    message: "ingest the image stack of {wildcards.sample}"
+    input:
+        stack=ingest_stack,
+    output:
+        f"{RESULTS}/{{sample}}/01_ingest.h5",
+    params:
+        voxel_size_nm=ingest_voxel,
+        slice_thickness_nm=lambda w: config["samples"][w.sample].get("slice_thickness_nm"),
+        crop_px=config["ingest"]["crop_px"],
+    log:
+        "logs/{sample}/01_ingest.log",
+    conda:
+        "../../envs/base.yaml"
+    script:
+        "../../scripts/ingest.py"

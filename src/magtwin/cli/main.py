@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"magtwin.cli.{mod.name}")
         if hasattr(module, "register"):
             module.register(sub)
+    # -v/-q are accepted after the sub-command too (``magtwin ingest -q ...``).
+    for name, subparser in sub.choices.items():
+        subparser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                               help="more log output")
+        subparser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                               help="warnings and errors only")
     return parser
 
 
