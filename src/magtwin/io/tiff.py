@@ -6,6 +6,8 @@ Every problem with the data raises :class:`magtwin.errors.InputError` naming the
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import struct
@@ -189,12 +191,50 @@ def _check_greyscale(axes: str, shape: tuple, path) -> None:
         )
 
 
+class _TifffileComplaints(logging.Handler):
+    """Collects what tifffile logs: it reports corrupt or truncated files by logging and then
+    falls back to reading what it can, which would silently drop slices."""
+
+    def __init__(self):
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _strict_tifffile(path: Path):
+    logger = logging.getLogger("tifffile")
+    handler = _TifffileComplaints()
+    saved = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = saved
+    if handler.messages:
+        msg = handler.messages[-1].split("> ", 1)[-1]
+        raise InputError(f"file truncated or corrupt (tifffile: {msg})", path)
+
+
 def _open_file(path: Path) -> TiffStack:
     tif = _open_tiff(path)
     try:
-        if not tif.series:
+        with _strict_tifffile(path):
+            series_list = tif.series
+            if series_list:
+                _ = series_list[0].pages[-1]
+        if not series_list:
             raise InputError("TIFF contains no images", path)
-        series = tif.series[0]
+        series = series_list[0]
+        if tif.is_imagej:
+            expected = int((tif.imagej_metadata or {}).get("images", 0))
+            if expected and expected != int(np.prod(series.shape[:-2])):
+                raise InputError(f"file truncated: ImageJ metadata announces {expected} images, "
+                                 f"the file holds {int(np.prod(series.shape[:-2]))}", path)
         axes, shape = series.axes, tuple(series.shape)
         _check_greyscale(axes, shape, path)
         # Axes other than Y, X that are longer than 1: there must be exactly one (the slices).
@@ -222,10 +262,13 @@ def _open_file(path: Path) -> TiffStack:
 
     def read_slice(k: int) -> np.ndarray:
         try:
-            page = pages[k]
-            if page is None:
-                raise ValueError("missing page")
-            img = page.asarray()
+            with _strict_tifffile(path):
+                page = pages[k]
+                if page is None:
+                    raise ValueError("missing page")
+                img = page.asarray()
+        except InputError:
+            raise
         except Exception as exc:
             raise InputError(f"slice {k} cannot be read — file truncated or corrupt ({_short(exc)})", path) from None
         img = np.squeeze(img)

@@ -1,0 +1,31 @@
+"""Helpers shared by the tests (run the CLI, check one-line errors)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, check=False, env=None, timeout=600) -> subprocess.CompletedProcess:
+    """Run ``magtwin ARGS`` in a subprocess (as a user would), capturing output."""
+    cmd = [sys.executable, "-m", "magtwin.cli.main", *map(str, args)]
+    full_env = dict(os.environ, **(env or {}))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"magtwin {' '.join(map(str, args))} failed:\n{proc.stderr}")
+    return proc
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    """The command failed with a single error line (no traceback) containing ``fragments``."""
+    assert proc.returncode != 0, f"expected failure, got rc=0; stdout={proc.stdout!r}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()]
+    assert len(lines) == 1, proc.stderr
+    for frag in fragments:
+        assert frag in lines[0], f"{frag!r} not in {lines[0]!r}"
+    return lines[0]
