@@ -2,6 +2,7 @@
 # demagnetisation curves. Thin rules in workflow/rules/, thin scripts in scripts/, the
 # library in src/magtwin/. Run: `snakemake --profile profiles/local` (or ./run.sh pipeline).
 
+import sys
 from pathlib import Path
 
 from magtwin.config import check_files_exist, validate_config
@@ -11,13 +12,15 @@ configfile: "config/config.yaml"
 
 
 def _validated(cfg):
-    # One clear line naming the key, before any job runs.
+    # One clear line naming the config file and the key, before any job runs.
+    source = " + ".join(str(p) for p in workflow.configfiles) or "config"
     try:
         validate_config(cfg, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
-                        source="config")
-        check_files_exist(cfg, source="config")
+                        source=source)
+        check_files_exist(cfg, source=source)
     except MagtwinError as exc:
-        raise WorkflowError(f"invalid configuration: {exc}") from None
+        print(f"magtwin: invalid configuration: {exc}", file=sys.stderr)
+        raise SystemExit(1)
     return cfg
 
 
