@@ -1,15 +1,18 @@
 """Fit simulated demagnetisation curves to a measured one.
 
-Residual of one simulated curve: the RMS difference of J over the measured curve's second
-quadrant, on a common grid of internal field µ0H_int from 0 down to the measured coercive
-field (or the measured curve's last field if it does not reach J = 0):
+Residual of one simulated curve: the RMS difference of the second-quadrant polarisation
+J₊ = max(J, 0) on a grid of internal field µ0H_int common to all curves of the sweep,
 
-    r = sqrt( mean_i (J_sim(H_i) − J_meas(H_i))² ),   H_i = linspace(0, −µ0HcJ,meas, n)
+    r = sqrt( mean_i (J₊,sim(H_i) − J₊,meas(H_i))² ),   H_i = linspace(0, −H_end, n)
 
-in T (or in units of Js when the measured curve is normalised: then J_sim/Js_mean is used).
+where H_end is the largest coercive field among the measured and the simulated curves
+(capped at the measured field range), so that a simulated curve is penalised both for
+reversing too early and for staying magnetised where the measured one has reversed.
+J is in T (or in units of Js when the measured curve is normalised: then J_sim/Js_mean).
 Both curves are sampled following the sweep (:func:`.curve.sample_descending`), each after
-its own demagnetising correction. A simulated curve that covers less than ``min_coverage``
-of the grid gets no residual (NaN, with the reason).
+its own demagnetising correction; past its last field a curve that has reversed counts as
+J₊ = 0. A simulated curve that covers less than ``min_coverage`` of the grid gets no
+residual (NaN, with the reason).
 
 Interpolated optimum along a swept parameter p: among the points that differ from the best
 point only in p, a parabola through the best point and its two neighbours in p; its vertex
@@ -41,24 +44,32 @@ class FitResult:
     units: str = "T"
 
 
-def second_quadrant_grid(Hint_T: np.ndarray, J: np.ndarray, n: int = 200) -> np.ndarray:
-    """(n,) µ0H_int grid from 0 down to the first J = 0 crossing (or the last field), T."""
-    pos0 = first_crossing(np.asarray(Hint_T, float), 0.0)
-    start = 0.0 if pos0 is not None else float(np.max(Hint_T))
-    posJ = first_crossing(np.asarray(J, float), 0.0, pos0 or 0.0)
-    end = interp_at(Hint_T, posJ) if posJ is not None else float(np.min(Hint_T))
-    return np.linspace(min(start, 0.0), end, n)
+def coercive_end(Hint_T: np.ndarray, J: np.ndarray) -> float | None:
+    """µ0H_int (T, negative) where J first reaches 0 after H_int = 0, or None."""
+    h, j = np.asarray(Hint_T, float), np.asarray(J, float)
+    pos0 = first_crossing(h, 0.0)
+    posJ = first_crossing(j, 0.0, pos0 if pos0 is not None else 0.0)
+    return None if posJ is None else interp_at(h, posJ)
+
+
+def sample_second_quadrant(Hint_T: np.ndarray, J: np.ndarray, grid_T: np.ndarray) -> np.ndarray:
+    """J₊ = max(J, 0) on ``grid_T`` following the sweep; 0 beyond the end of a reversed
+    curve, NaN beyond the end of one still positive."""
+    out = sample_descending(Hint_T, J, grid_T)
+    if coercive_end(Hint_T, J) is not None:
+        out[np.isnan(out) & (np.asarray(grid_T) < np.min(Hint_T))] = 0.0
+    return np.clip(out, 0.0, None)
 
 
 def residual(grid_T: np.ndarray, J_ref: np.ndarray, Hint_T: np.ndarray, J: np.ndarray,
              min_coverage: float = 0.9) -> tuple[float, str]:
-    """RMS of J(grid) − J_ref over the grid points the curve reaches, or (nan, reason)."""
-    J_sim = sample_descending(Hint_T, J, grid_T)
+    """RMS of J₊(grid) − J_ref over the grid points the curve reaches, or (nan, reason)."""
+    J_sim = sample_second_quadrant(Hint_T, J, grid_T)
     ok = np.isfinite(J_sim) & np.isfinite(J_ref)
     cover = ok.mean() if len(ok) else 0.0
     if cover < min_coverage:
         return np.nan, (f"no residual: the simulated field range covers {100 * cover:.0f}% of the "
-                        "measured second quadrant")
+                        "second-quadrant fit range")
     return float(np.sqrt(np.mean((J_sim[ok] - J_ref[ok]) ** 2))), ""
 
 
@@ -94,8 +105,12 @@ def fit_to_measured(measured_Hint_T: np.ndarray, measured_J: np.ndarray,
         units as ``measured_J``
     point_params : ``{point: {parameter: value}}`` for the interpolated optimum
     """
-    grid = second_quadrant_grid(measured_Hint_T, measured_J, n_grid)
-    J_ref = sample_descending(measured_Hint_T, measured_J, grid)
+    ends = [coercive_end(h, j) for h, j in curves.values()]
+    meas_end = coercive_end(measured_Hint_T, measured_J)
+    h_end = min([e for e in ends + [meas_end] if e is not None] or [float(np.min(measured_Hint_T))])
+    h_end = max(h_end, float(np.min(measured_Hint_T)))
+    grid = np.linspace(0.0, h_end, n_grid)
+    J_ref = sample_second_quadrant(measured_Hint_T, measured_J, grid)
     res, notes = {}, {}
     for name, (h, j) in curves.items():
         res[name], note = residual(grid, J_ref, h, j, min_coverage)
