@@ -1,0 +1,356 @@
+"""Stage 3 (align): slice-to-slice drift correction to sub-pixel accuracy, without the
+error accumulating along the stack.
+
+Shift convention (shared with :mod:`magtwin.synth`): ``shifts_px[k] = (dy, dx)`` means raw
+slice k at ``(y, x)`` shows the material at ``(y + dy, x + dx)`` in the frame of slice 0, so
+the aligned slice is ``scipy.ndimage.shift(raw_k, (dy, dx))`` and ``shifts_px[0] = 0``.
+
+Method
+------
+Every slice k is registered (phase correlation with upsampled-DFT refinement, scikit-image)
+against the ``window_slices`` slices before it; each registration is one equation
+``s_k - s_j = t_jk``. The absolute shifts are the least-squares solution of this
+over-determined, banded system (``s_0 = 0``). A single bad pair no longer propagates, the
+residuals measure how self-consistent the registrations are, and the covariance of the
+solution gives each slice's standard uncertainty.
+
+* **With a cap / fiducial region** (rows that image the protective cap, which moves with the
+  sample but does not change between slices; given as ``cap_rows`` or detected
+  automatically) only that band is registered, and every slice also gets an equation against
+  slice 0 directly: the error is then bounded by the single-registration error, it does
+  not grow with the slice index.
+* **Without one**, grain boundaries inclined to the slice plane move from slice to slice and
+  bias each registration by a fraction of a pixel. Registering against several earlier
+  slices averages the random part of that bias; its systematic part (a mean inclination
+  of the boundaries) is indistinguishable from drift and still grows like a random walk over
+  the grain height. The reported ``uncertainty_px`` is the least-squares standard error,
+  a lower bound in that case.
+
+The aligned volume is in the frame of slice 0 on the same grid; voxels a slice does not
+cover are NaN, and ``valid_mask`` (y, x) marks the pixels covered by every slice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy import ndimage
+from skimage.filters import window
+from skimage.registration import phase_cross_correlation
+
+from magtwin.errors import ConfigError, InputError
+from magtwin.imaging.stackio import merged, progress, volume_of, voxel_size_of
+from magtwin.io.artefact import ArtefactWriter, open_artefact
+
+log = logging.getLogger("magtwin.imaging.align")
+
+#: Defaults of the ``align`` config section (the schema documents each key).
+DEFAULTS: dict[str, Any] = {
+    "cap_rows": "auto",
+    "window_slices": 4,
+    "upsample_factor": 20,
+    "max_shift_px": 64.0,
+    "min_correlation": 0.2,
+    "cap_min_rows": 12,
+    "cap_margin_px": 4,
+    "interpolation_order": 1,
+}
+
+
+# ---------------------------------------------------------------------------------------
+# pure functions on arrays
+# ---------------------------------------------------------------------------------------
+def spectrum(img: np.ndarray) -> np.ndarray:
+    """FFT of a Hann-windowed, mean-free slice (windowing stops the image edges, which do
+    not move with the sample, from dominating the correlation)."""
+    a = np.asarray(img, dtype=np.float64)
+    a = np.where(np.isfinite(a), a, 0.0)
+    a = (a - a.mean()) * window("hann", a.shape)
+    return np.fft.fft2(a)
+
+
+def register(ref_spec: np.ndarray, mov_spec: np.ndarray, upsample_factor: int = 20) -> np.ndarray:
+    """Shift ``t = (dy, dx)`` (px) with ``ndimage.shift(moving, t) ~ reference``."""
+    t, _, _ = phase_cross_correlation(ref_spec, mov_spec, upsample_factor=upsample_factor,
+                                      space="fourier", normalization=None)
+    return np.asarray(t, dtype=np.float64)
+
+
+def overlap_correlation(ref: np.ndarray, mov: np.ndarray, t: Sequence[float]) -> float:
+    """Pearson correlation of ``ref`` and ``mov`` shifted by the integer-rounded ``t`` on their
+    overlap (a registration check: near 0 when the slices do not overlap)."""
+    dy, dx = (int(round(v)) for v in t)
+    ny, nx = ref.shape
+    if abs(dy) >= ny - 4 or abs(dx) >= nx - 4:
+        return 0.0
+    r = ref[max(dy, 0):ny + min(dy, 0), max(dx, 0):nx + min(dx, 0)]
+    m = mov[max(-dy, 0):ny + min(-dy, 0), max(-dx, 0):nx + min(-dx, 0)]
+    ok = np.isfinite(r) & np.isfinite(m)
+    if ok.sum() < 16:
+        return 0.0
+    r, m = r[ok] - r[ok].mean(), m[ok] - m[ok].mean()
+    den = np.sqrt((r * r).sum() * (m * m).sum())
+    return float((r * m).sum() / den) if den > 0 else 0.0
+
+
+def solve_shifts(n: int, edges: np.ndarray, t: np.ndarray, n_uncertainty: int = 64
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares absolute shifts from pairwise registrations.
+
+    Parameters
+    ----------
+    n : number of slices.
+    edges : (E, 2) int, pairs ``(j, k)``; each says ``s_k - s_j = t``.
+    t : (E, 2) float, the measured ``(dy, dx)`` per pair (px).
+
+    Returns
+    -------
+    shifts : (n, 2) px, ``shifts[0] = 0``.
+    residuals : (E, 2) px, ``A s - t``.
+    sigma : (n, 2) px, standard uncertainty of each shift (from the residual variance and
+        the diagonal of ``(A^T A)^{-1}``, evaluated at up to ``n_uncertainty`` slices and
+        interpolated linearly in between).
+    """
+    e = len(edges)
+    rows = np.repeat(np.arange(e), 2)
+    cols = edges.reshape(-1)
+    vals = np.tile([-1.0, 1.0], e)
+    keep = cols > 0  # s_0 = 0 is not an unknown
+    a = sp.csr_matrix((vals[keep], (rows[keep], cols[keep] - 1)), shape=(e, n - 1))
+    ata = (a.T @ a).tocsc()
+    try:
+        lu = spla.splu(ata)
+    except RuntimeError:
+        raise InputError("the slice registrations do not connect every slice to slice 0") from None
+    s = np.zeros((n, 2))
+    s[1:] = lu.solve(np.asarray(a.T @ t))
+    res = a @ s[1:] - t
+    dof = max(e - (n - 1), 1)
+    var = (res ** 2).sum(axis=0) / dof
+    ks = np.unique(np.linspace(1, n - 1, min(n_uncertainty, n - 1)).round().astype(int))
+    diag = np.empty(len(ks))
+    for i, k in enumerate(ks):
+        rhs = np.zeros(n - 1)
+        rhs[k - 1] = 1.0
+        diag[i] = lu.solve(rhs)[k - 1]
+    d = np.interp(np.arange(n), np.r_[0, ks], np.r_[0.0, diag])
+    sigma = np.sqrt(np.outer(d, var))
+    return s, res, sigma
+
+
+def band_scores(a: np.ndarray, b: np.ndarray, band_px: int = 24, step_px: int = 8
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Registered correlation of horizontal bands of two slices far apart in the stack.
+
+    Each band of ``band_px`` rows (every ``step_px``) of ``b`` is registered to the same band
+    of ``a``, and the correlation of the overlap after registration is returned. A band that
+    images the unchanging cap correlates up to the noise level; a band of the sample, whose
+    microstructure changes with depth, much less. Returns ``(starts, scores)``.
+    """
+    ny = a.shape[0]
+    starts = np.arange(0, max(ny - band_px, 0) + 1, step_px)
+    scores = np.empty(len(starts))
+    for i, r in enumerate(starts):
+        ra, rb = a[r:r + band_px], b[r:r + band_px]
+        t = register(spectrum(ra), spectrum(rb), upsample_factor=1)
+        scores[i] = overlap_correlation(ra, rb, t)
+    return starts, scores
+
+
+def detect_cap(pairs: Sequence[tuple[np.ndarray, np.ndarray]], band_px: int = 24, step_px: int = 8,
+               min_score: float = 0.6, min_rows: int = 12) -> tuple[int, int] | None:
+    """Rows ``(start, stop)`` of a region that does not change along the stack, or None.
+
+    ``pairs`` are pairs of slices far apart in the stack (y, x). A band belongs to the cap when
+    its registered correlation (:func:`band_scores`) is at least ``min_score`` in every pair
+    and clearly above the median band; the cap is the largest contiguous run of such bands,
+    and must leave at least half of the rows to the sample.
+    """
+    sc = None
+    for a, b in pairs:
+        starts, s = band_scores(np.asarray(a, np.float64), np.asarray(b, np.float64), band_px, step_px)
+        sc = s if sc is None else np.minimum(sc, s)
+    if sc is None or len(sc) < 3:
+        return None
+    ny = np.asarray(pairs[0][0]).shape[0]
+    good = (sc >= min_score) & (sc >= np.median(sc) + 0.25)
+    rows = np.zeros(ny, bool)
+    for r, g in zip(starts, good):
+        if g:
+            rows[r:r + band_px] = True
+    lab, n = ndimage.label(rows)
+    best = None
+    for i in range(1, n + 1):
+        idx = np.flatnonzero(lab == i)
+        if len(idx) >= min_rows and len(idx) <= ny // 2 and (best is None or len(idx) > best[1] - best[0]):
+            best = (int(idx[0]), int(idx[-1]) + 1)
+    return best
+
+
+def refine_cap_edge(mean_img: np.ndarray, cap: tuple[int, int], search_px: int) -> tuple[int, int]:
+    """Snap the cap's inner edge to the strongest row-to-row brightness step of the
+    (aligned, averaged) image within ``search_px`` rows of the detected edge."""
+    prof = np.nanmean(mean_img, axis=1)
+    g = np.abs(np.diff(prof))  # g[i] = step between rows i and i + 1
+    r0, r1 = cap
+    ny = len(prof)
+    if r0 == 0 or r0 < ny - r1:  # cap at the top: its inner edge is r1
+        lo, hi = max(r1 - search_px, 1), min(r1 + search_px, ny - 1)
+        if hi > lo:
+            r1 = lo + int(np.argmax(g[lo - 1:hi - 1]))
+    else:
+        lo, hi = max(r0 - search_px, 1), min(r0 + search_px, ny - 1)
+        if hi > lo:
+            r0 = lo + int(np.argmax(g[lo - 1:hi - 1]))
+    return r0, r1
+
+
+def apply_shift(img: np.ndarray, shift: Sequence[float], order: int = 1) -> np.ndarray:
+    """Slice in the frame of slice 0: ``ndimage.shift(img, shift)``; uncovered pixels NaN."""
+    return ndimage.shift(np.asarray(img, np.float32), shift, order=order, mode="constant",
+                         cval=np.nan, prefilter=order > 1)
+
+
+# ---------------------------------------------------------------------------------------
+# stage
+# ---------------------------------------------------------------------------------------
+def _cap_rows(p: Mapping[str, Any], src) -> tuple[tuple[int, int] | None, str]:
+    """The cap band to register on: from the config, detected, or None."""
+    nz, ny, _ = src.shape
+    cap = p["cap_rows"]
+    if cap is None or cap == "none":
+        return None, "none"
+    if cap == "auto":
+        ks = [(0, nz - 1), (0, nz // 2), (nz // 2, nz - 1)] if nz >= 3 else [(0, nz - 1)]
+        pairs = [(np.asarray(src[a], np.float64), np.asarray(src[b], np.float64)) for a, b in ks]
+        found = detect_cap(pairs, min_rows=int(p["cap_min_rows"]))
+        return (found, "auto") if found else (None, "auto: none found")
+    try:
+        r0, r1 = (int(v) for v in cap)
+    except (TypeError, ValueError):
+        raise ConfigError(f"align.cap_rows: {cap!r} is not 'auto', null or [start, stop]") from None
+    if not (0 <= r0 < r1 <= ny) or r1 - r0 < 8:
+        raise ConfigError(f"align.cap_rows: [{r0}, {r1}] is not a band of >= 8 rows inside 0..{ny}")
+    return (r0, r1), "config"
+
+
+def _registration_band(cap: tuple[int, int], ny: int, margin: int) -> tuple[int, int]:
+    """The cap band minus ``margin`` rows on its sample side."""
+    r0, r1 = cap
+    if r0 < ny - r1:
+        return r0, max(r0 + 8, r1 - margin)
+    return min(r1 - 8, r0 + margin), r1
+
+
+def estimate_shifts(src, p: Mapping[str, Any], path, cap: tuple[int, int] | None) -> dict:
+    """Register the stack (streaming; keeps ``window_slices`` spectra) and solve for shifts."""
+    nz = src.shape[0]
+    L = max(1, int(p["window_slices"]))
+    band = slice(*cap) if cap else slice(None)
+    recent: list[tuple[int, np.ndarray, np.ndarray]] = []  # (k, image, spectrum)
+    anchor = None
+    edges, meas, corr = [], [], []
+    for k in range(nz):
+        img = np.asarray(src[k, band], np.float64)
+        if not np.isfinite(img).all() or img.max() == img.min():
+            raise InputError(f"slice {k} is blank or not finite in the registration region", path)
+        spec = spectrum(img)
+        partners = list(recent)
+        if cap and anchor is not None and all(j != 0 for j, _, _ in partners):
+            partners.append(anchor)
+        for j, ref, ref_spec in partners:
+            t = register(ref_spec, spec, p["upsample_factor"])
+            c = overlap_correlation(ref, img, t)
+            if j == k - 1:
+                if np.abs(t).max() > p["max_shift_px"]:
+                    raise InputError(
+                        f"drift between slices {j} and {k} is ({t[0]:.1f}, {t[1]:.1f}) px, beyond "
+                        f"the search range align.max_shift_px = {p['max_shift_px']:g}", path)
+                if c < p["min_correlation"]:
+                    raise InputError(
+                        f"slices {j} and {k} do not match (correlation {c:.2f} < "
+                        f"align.min_correlation = {p['min_correlation']:g}): the drift exceeds the "
+                        "search range or the slices do not overlap", path)
+            elif c < p["min_correlation"] or np.abs(t).max() > p["max_shift_px"] * (k - j):
+                continue  # a failed long-lag registration is dropped, not trusted
+            edges.append((j, k))
+            meas.append(t)
+            corr.append(c)
+        if k == 0 and cap:
+            anchor = (0, img, spec)
+        recent.append((k, img, spec))
+        if len(recent) > L:
+            recent.pop(0)
+        progress("align/register", k, nz)
+    edges_a = np.asarray(edges, np.int64).reshape(-1, 2)
+    meas_a = np.asarray(meas, np.float64).reshape(-1, 2)
+    shifts, res, sigma = solve_shifts(nz, edges_a, meas_a)
+    return {"shifts_px": shifts, "uncertainty_px": sigma, "edges": edges_a,
+            "pair_shifts_px": meas_a, "residuals_px": res, "pair_correlation": np.asarray(corr)}
+
+
+def run_align(in_path: str | os.PathLike, out_path: str | os.PathLike,
+              params: Mapping[str, Any] | None = None) -> dict:
+    """Stage 3: read ``02_denoise.h5`` (stage "denoise"), write ``03_align.h5``.
+
+    Output: ``volume`` float32 (z, y, x) in the frame of slice 0 (NaN where a slice does not
+    cover a voxel), ``valid_mask`` uint8 (y, x) (1 = covered by every slice),
+    ``shifts_px`` (z, 2), ``uncertainty_px`` (z, 2), the pairwise registrations
+    (``registration/edges``, ``pair_shifts_px``, ``residuals_px``, ``pair_correlation``);
+    root attrs ``voxel_size_nm``, ``cap_rows`` ([start, stop] or [-1, -1]), ``quality_json``.
+    """
+    p = merged(DEFAULTS, params, "align")
+    with open_artefact(in_path, ("denoise", "ingest")) as f:
+        src = volume_of(f, in_path, min_slices=2)
+        vox = voxel_size_of(f, in_path)
+        nz, ny, nx = src.shape
+        cap, cap_source = _cap_rows(p, src)
+        band = _registration_band(cap, ny, int(p["cap_margin_px"])) if cap else None
+        log.info("align: registration region %s (%s)", f"rows {band[0]}:{band[1]}" if cap else
+                 "whole slice", cap_source)
+        r = estimate_shifts(src, p, in_path, band)
+        shifts = r["shifts_px"]
+        with ArtefactWriter(out_path, "align", p, inputs=[in_path]) as w:
+            out = w.create_volume("volume", (nz, ny, nx), np.float32)
+            valid = np.ones((ny, nx), bool)
+            total = np.zeros((ny, nx))
+            for k in range(nz):
+                a = apply_shift(src[k], shifts[k], int(p["interpolation_order"]))
+                valid &= np.isfinite(a)
+                total += np.nan_to_num(a)
+                out[k] = a
+                progress("align/resample", k, nz)
+            if not valid.any():
+                raise InputError("no pixel is covered by every slice (drift larger than the field "
+                                 "of view)", in_path)
+            w.write("valid_mask", valid.astype(np.uint8))
+            if cap and cap_source == "auto":
+                # the band detection is coarse (band steps): snap to the interface
+                mean = np.where(valid, total / nz, np.nan)
+                cap = refine_cap_edge(mean, cap, search_px=12)
+            w.write("shifts_px", shifts, attrs={"convention": "raw slice k at (y,x) shows (y+dy, x+dx) of slice 0"})
+            w.write("uncertainty_px", r["uncertainty_px"])
+            for name in ("edges", "pair_shifts_px", "residuals_px", "pair_correlation"):
+                w.write(f"registration/{name}", r[name])
+            res = r["residuals_px"]
+            q = {
+                "registration_region": f"cap rows {band[0]}:{band[1]} ({cap_source})" if cap else
+                f"whole slice ({cap_source})",
+                "n_registrations": int(len(res)),
+                "residual_rms_px": float(np.sqrt((res ** 2).sum(axis=1).mean())),
+                "residual_max_px": float(np.sqrt((res ** 2).sum(axis=1)).max()),
+                "uncertainty_max_px": float(np.sqrt((r["uncertainty_px"] ** 2).sum(axis=1)).max()),
+                "min_pair_correlation": float(r["pair_correlation"].min()),
+                "max_drift_px": float(np.sqrt((shifts ** 2).sum(axis=1)).max()),
+                "valid_fraction": float(valid.mean()),
+            }
+            w.h5.attrs["voxel_size_nm"] = vox
+            w.h5.attrs["cap_rows"] = list(cap) if cap else [-1, -1]
+            w.write_json("quality_json", q)
+    log.info("align quality: %s", q)
+    return q
