@@ -1,0 +1,258 @@
+"""Quasi-static demagnetisation curve: energy minimisation along a field sweep with automatic
+refinement of the field step where the magnetisation jumps.
+
+The sweep starts from the state saturated along +h (h: unit vector at ``angle_deg`` from the
+alignment axis, tilted towards the axis-perpendicular direction closest to x) at
+``start_T`` and goes to ``stop_T`` in steps of ``step_T``. When the polarisation along h
+changes by more than ``jump_threshold`` * <Js> between two accepted points, the interval is
+bisected, each trial relaxed from the last state before the jump, until the jump is located
+to within ``refine_tol_T``; the sweep then continues from the state just after the jump, so the
+recorded branch is always a monotone descending field history.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field as dc_field
+
+import numpy as np
+from mpi4py import MPI
+
+from magtwin.errors import ConfigError
+from magtwin.io.mesh_artefact import MeshData, check_mesh
+from magtwin.micromag.demag import Demag
+from magtwin.micromag.effective import EffectiveField
+from magtwin.micromag.materials import resolve_materials
+from magtwin.micromag.minimize import minimize
+from magtwin.micromag.state import State
+
+log = logging.getLogger("magtwin.micromag")
+
+FIELD_DEFAULTS = {"start_T": 8.0, "stop_T": -8.0, "step_T": 0.25, "angle_deg": 1.0}
+SOLVER_DEFAULTS = {
+    "demag": True, "torque_tol_T": 1e-4, "max_iterations": 20000, "max_angle_rad": 0.3,
+    "jump_threshold": 0.05, "refine_tol_T": 0.01, "max_refinements": 50,
+    "snapshot_every": 0, "snapshot_fields_T": [],
+    "demag_pc": "gamg", "demag_rtol": 1e-9, "air_inner_ratio": 1.5, "air_shell_ratio": 2.0,
+    "air_shell_layers": 8, "air_sphere_subdivisions": 3, "air_quality": 1.4,
+    "air_max_volume_nm3": None,
+}
+
+
+@dataclass
+class Curve:
+    """A demagnetisation curve (arrays of K points, descending field history).
+
+    ``snapshots`` maps point index -> m (N, 3) in the mesh's node order (rank 0 only).
+    """
+
+    field_T: np.ndarray
+    J_T: np.ndarray
+    J_along_field_T: np.ndarray
+    energy_J: np.ndarray
+    terms: tuple
+    iterations: np.ndarray
+    converged: np.ndarray
+    max_torque: np.ndarray
+    field_angle_deg: float
+    field_direction: np.ndarray
+    Js_mean_T: float
+    magnet_volume_nm3: float
+    jumps: list = dc_field(default_factory=list)
+    snapshots: dict = dc_field(default_factory=dict)
+    parameters: dict = dc_field(default_factory=dict)
+    demag_iterations: int = 0
+    n_air_nodes: int = 0
+
+
+def field_direction(alignment_axis, angle_deg: float) -> np.ndarray:
+    """Unit vector at ``angle_deg`` from ``alignment_axis``, tilted towards x (or y if the
+    axis is along x)."""
+    a = np.asarray(alignment_axis, float)
+    a = a / np.linalg.norm(a)
+    ref = np.array([1.0, 0, 0]) if abs(a[0]) < 0.9 else np.array([0, 1.0, 0])
+    e = ref - (ref @ a) * a
+    e /= np.linalg.norm(e)
+    t = math.radians(angle_deg)
+    return math.cos(t) * a + math.sin(t) * e
+
+
+def check_settings(field: dict, solver: dict, source=None) -> tuple[dict, dict]:
+    """Merge defaults and validate; ConfigError naming ``source`` and the key."""
+    unknown = set(field) - set(FIELD_DEFAULTS)
+    if unknown:
+        raise ConfigError(f"unknown field setting '{sorted(unknown)[0]}'", source)
+    unknown = set(solver) - set(SOLVER_DEFAULTS)
+    if unknown:
+        raise ConfigError(f"unknown solver setting '{sorted(unknown)[0]}'", source)
+    f = {**FIELD_DEFAULTS, **field}
+    s = {**SOLVER_DEFAULTS, **solver}
+    for k in ("start_T", "stop_T", "step_T", "angle_deg"):
+        v = f[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError(f"field '{k}' must be a finite number, got {v!r}", source)
+        f[k] = float(v)
+    if not 0.0 <= f["angle_deg"] <= 90.0:
+        raise ConfigError(f"field angle {f['angle_deg']} deg is out of range [0, 90]", source)
+    if f["step_T"] <= 0:
+        raise ConfigError(f"field step must be positive, got {f['step_T']}", source)
+    if f["stop_T"] >= f["start_T"]:
+        raise ConfigError(f"field stop ({f['stop_T']}) must be below field start ({f['start_T']})", source)
+    if (f["start_T"] - f["stop_T"]) / f["step_T"] > 1e6:
+        raise ConfigError("more than 10^6 field steps; increase the field step", source)
+    for k in ("torque_tol_T", "max_angle_rad", "jump_threshold", "refine_tol_T", "demag_rtol"):
+        if not isinstance(s[k], (int, float)) or s[k] <= 0:
+            raise ConfigError(f"solver '{k}' must be a positive number, got {s[k]!r}", source)
+    for k in ("max_iterations", "max_refinements", "snapshot_every"):
+        if isinstance(s[k], bool) or not isinstance(s[k], int) or s[k] < 0:
+            raise ConfigError(f"solver '{k}' must be a non-negative integer, got {s[k]!r}", source)
+    if s["demag_pc"] not in ("gamg", "hypre"):
+        raise ConfigError(f"solver 'demag_pc' must be gamg or hypre, got {s['demag_pc']!r}", source)
+    return f, s
+
+
+def field_grid(start: float, stop: float, step: float) -> np.ndarray:
+    n = int(math.floor((start - stop) / step + 1e-9))
+    g = start - step * np.arange(n + 1)
+    if g[-1] - stop > 1e-9 * max(1.0, abs(stop)):
+        g = np.append(g, stop)
+    return g
+
+
+class Simulation:
+    """Set-up of one curve computation (state, field terms) on ``comm``."""
+
+    def __init__(self, mesh: MeshData, materials: dict, field: dict, solver: dict,
+                 comm=MPI.COMM_WORLD, sources: dict | None = None):
+        src = sources or {}
+        self.field, self.solver = check_settings(field, solver, src.get("settings"))
+        check_mesh(mesh, src.get("mesh"))
+        self.materials = resolve_materials(materials, mesh.regions, mesh.region_id,
+                                           mesh.alignment_axis, src.get("materials"))
+        self.mesh = mesh
+        self.comm = comm
+        self.state = State(mesh.points_nm, mesh.tetrahedra, mesh.region_id, self.materials, comm)
+        s = self.solver
+        demag = None
+        if s["demag"]:
+            demag = Demag(self.state, {
+                "pc": s["demag_pc"], "rtol": s["demag_rtol"], "inner_ratio": s["air_inner_ratio"],
+                "shell_ratio": s["air_shell_ratio"], "shell_layers": s["air_shell_layers"],
+                "sphere_subdivisions": s["air_sphere_subdivisions"], "air_quality": s["air_quality"],
+                "air_max_volume_nm3": s["air_max_volume_nm3"]}, source=src.get("mesh"))
+        self.effective = EffectiveField(self.state, demag)
+        self.h = field_direction(mesh.alignment_axis, self.field["angle_deg"])
+        self.js_mean = self.state.total_js_vol / self.state.total_volume
+
+    def relax(self, b_T: float):
+        self.effective.b_ext = b_T * self.h
+        s = self.solver
+        return minimize(self.effective, torque_tol_T=s["torque_tol_T"], max_iterations=s["max_iterations"],
+                        max_angle_rad=s["max_angle_rad"])
+
+    def parameters(self) -> dict:
+        return {"materials": self.materials.table, "field": self.field, "solver": self.solver}
+
+    def run(self) -> Curve:
+        st, s, f = self.state, self.solver, self.field
+        st.set_uniform(self.h)
+        grid = list(field_grid(f["start_T"], f["stop_T"], f["step_T"]))
+        thresh = s["jump_threshold"] * max(self.js_mean, 1e-12)
+        pts: list[dict] = []
+        jumps: list[tuple[float, float]] = []
+        snaps_at: set[int] = set()
+
+        def record(b, res):
+            J = st.mean_polarisation()
+            pts.append({"field": b, "J": J, "Jh": float(J @ self.h), "E": self.effective.energies(),
+                        "it": res.iterations, "conv": res.converged, "tq": res.max_torque_T,
+                        "m": st.m_local.copy()})
+            log.info("field %+.4f T  J.h %+.4f T  iterations %d%s", b, pts[-1]["Jh"], res.iterations,
+                     "" if res.converged else "  NOT CONVERGED")
+            if s["snapshot_every"] and (len(pts) - 1) % s["snapshot_every"] == 0:
+                snaps_at.add(len(pts) - 1)
+            return pts[-1]
+
+        i = 0
+        n_ref = 0
+        while i < len(grid):
+            b = grid[i]
+            res = self.relax(b)
+            J = st.mean_polarisation()
+            if pts and abs(float(J @ self.h) - pts[-1]["Jh"]) > thresh and n_ref < s["max_refinements"] \
+                    and pts[-1]["field"] - b > s["refine_tol_T"]:
+                n_ref += 1
+                ha, hb = pts[-1]["field"], b
+                m_b, res_b = st.m_local.copy(), res
+                while ha - hb > s["refine_tol_T"]:
+                    hm = 0.5 * (ha + hb)
+                    st.m_local[:] = pts[-1]["m"]
+                    r = self.relax(hm)
+                    if abs(float(st.mean_polarisation() @ self.h) - pts[-1]["Jh"]) > thresh:
+                        hb, m_b, res_b = hm, st.m_local.copy(), r
+                    else:
+                        ha = hm
+                        record(hm, r)
+                st.m_local[:] = m_b
+                self.effective.b_ext = hb * self.h
+                self.effective.compute()
+                is_jump = abs(float(st.mean_polarisation() @ self.h) - pts[-1]["Jh"]) > thresh
+                if is_jump:  # else: a fast but smooth change, resolved by the bisection points
+                    snaps_at.add(len(pts) - 1)
+                record(hb, res_b)
+                if is_jump:
+                    snaps_at.add(len(pts) - 1)
+                    jumps.append((ha, hb))
+                    log.info("jump located between %+.4f and %+.4f T", ha, hb)
+                if hb <= b:
+                    i += 1
+                continue
+            if pts and abs(float(J @ self.h) - pts[-1]["Jh"]) > thresh:
+                snaps_at.update({len(pts) - 1, len(pts)})
+            record(b, res)
+            i += 1
+
+        snaps_at.update({0, len(pts) - 1})
+        for fs in s["snapshot_fields_T"]:
+            snaps_at.add(int(np.argmin([abs(p["field"] - fs) for p in pts])))
+        snapshots = {}
+        for k in sorted(snaps_at):
+            st.m_local[:] = pts[k]["m"]
+            g = st.gather_m(root=0)
+            if st.rank == 0:
+                snapshots[k] = g
+        st.m_local[:] = pts[-1]["m"]
+        terms = self.effective.terms
+        dm = self.effective.demag
+        return Curve(
+            field_T=np.array([p["field"] for p in pts]),
+            J_T=np.array([p["J"] for p in pts]),
+            J_along_field_T=np.array([p["Jh"] for p in pts]),
+            energy_J=np.array([[p["E"][t] for t in terms] for p in pts]),
+            terms=tuple(terms),
+            iterations=np.array([p["it"] for p in pts], dtype=np.int64),
+            converged=np.array([p["conv"] for p in pts], dtype=bool),
+            max_torque=np.array([p["tq"] for p in pts]),
+            field_angle_deg=f["angle_deg"], field_direction=self.h, Js_mean_T=self.js_mean,
+            magnet_volume_nm3=st.total_volume, jumps=jumps, snapshots=snapshots,
+            parameters=self.parameters(),
+            demag_iterations=dm.total_iterations if dm is not None else 0,
+            n_air_nodes=dm.n_air_nodes if dm is not None else 0,
+        )
+
+
+def simulate_curve(mesh: MeshData, materials: dict, field: dict, solver: dict,
+                   comm=MPI.COMM_WORLD, sources: dict | None = None) -> Curve:
+    """Compute the demagnetisation curve of ``mesh`` (see module docstring).
+
+    Parameters
+    ----------
+    mesh : the magnet mesh (same on every rank)
+    materials : materials mapping (:mod:`magtwin.micromag.materials`)
+    field : ``start_T``, ``stop_T``, ``step_T``, ``angle_deg``
+    solver : see ``SOLVER_DEFAULTS`` (``demag``, ``torque_tol_T``, ``max_iterations``, ...)
+    comm : MPI communicator
+    sources : optional file names (``mesh``, ``materials``, ``settings``) for error messages
+    """
+    return Simulation(mesh, materials, field, solver, comm, sources).run()

@@ -1,0 +1,141 @@
+"""Demagnetising field with an open boundary: magnetic scalar potential on magnet + air.
+
+mu0 H_d = -grad(u) with div(-grad u + Js m) = 0 in all space and u -> 0 at infinity. The
+weak form on the magnet + air mesh, with the air's outer shell transformed to infinity
+(:mod:`magtwin.micromag.airshell`), is
+
+    L u = G m,   L_kl = int grad(v_k) . T grad(v_l),   (G m)_k = int_magnet Js m . grad(v_k),
+
+(T = I outside the shell) and u = 0 on the outer sphere. Then, with lumped nodal fields,
+
+    H_d,i = -(G^T u)_i / (Js V)_i   (T),     E_d = (1 / 2 mu0) u . G m = -1/2 sum_i (Js V)_i m_i . H_d,i / mu0.
+
+L is solved by CG with algebraic multigrid (PETSc GAMG by default, or hypre BoomerAMG),
+warm-started from the previous potential. Options can be changed with the PETSc options
+prefix ``demag_`` (e.g. ``-demag_ksp_rtol``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from petsc4py import PETSc
+
+from magtwin.micromag.airshell import AirMesh, build_air
+from magtwin.micromag.assemble import element_triplets, local_csr, petsc_aij
+from magtwin.micromag.fem import shape_gradients, stiffness_elements
+from magtwin.micromag.partition import block_numbering, rcb_parts
+from magtwin.micromag.state import State
+
+NAME = "demag"
+
+
+class Demag:
+    """Assembled open-boundary potential problem on ``state``'s communicator.
+
+    Parameters
+    ----------
+    state : the magnet discretisation
+    options : dict with ``pc`` ("gamg" | "hypre"), ``rtol``, ``inner_ratio``,
+        ``shell_ratio``, ``shell_layers``, ``sphere_subdivisions``, ``air_quality``,
+        ``air_max_volume_nm3``
+    source : file name for error messages
+    """
+
+    def __init__(self, state: State, options: dict | None = None, source=None):
+        opt = {"pc": "gamg", "rtol": 1e-9, "inner_ratio": 1.5, "shell_ratio": 2.0,
+               "shell_layers": 8, "sphere_subdivisions": 3,
+               "air_quality": 1.4, "air_max_volume_nm3": None, **(options or {})}
+        comm = state.comm
+        air = None
+        err = None
+        if state.rank == 0:
+            try:
+                air = build_air(state.points, state.tets, inner_ratio=opt["inner_ratio"],
+                                shell_ratio=opt["shell_ratio"], n_layers=int(opt["shell_layers"]),
+                                n_sub=int(opt["sphere_subdivisions"]), quality=float(opt["air_quality"]),
+                                max_volume=opt["air_max_volume_nm3"], source=source)
+            except Exception as exc:  # re-raised on every rank below
+                err = exc
+        err = comm.bcast(err, root=0)
+        if err is not None:
+            raise err
+        air: AirMesh = comm.bcast(air, root=0)
+        self.air = air
+        self.state = state
+        nm, size, rank = state.n_nodes, state.size, state.rank
+
+        # Numbering of the potential's unknowns: per rank, its magnet nodes then its air nodes.
+        free_air = np.flatnonzero(~air.dirichlet)
+        aparts = rcb_parts(air.points[free_air], size)
+        anew, aoff = block_numbering(aparts, size)
+        moff = state.offsets
+        coff = moff + aoff
+        mag_part = np.searchsorted(moff, np.arange(nm), side="right") - 1
+        cmap = np.full(nm + len(air.points), -1, dtype=np.int64)
+        cmap[:nm] = np.arange(nm) - moff[mag_part] + coff[mag_part]
+        ap = np.searchsorted(aoff, anew, side="right") - 1
+        cmap[nm + free_air] = coff[ap] + (moff[ap + 1] - moff[ap]) + (anew - aoff[ap])
+        self.n_unknowns = int(coff[-1])
+        self.row_range = (int(coff[rank]), int(coff[rank + 1]))
+        lo, hi = self.row_range
+
+        # L: magnet elements (T = I) and air elements touching an owned row.
+        all_pts = np.concatenate([state.points, air.points])
+        ctets = np.concatenate([state.tets, air.tets])
+        c = cmap[ctets]
+        sel = np.flatnonzero(((c >= lo) & (c < hi)).any(axis=1))
+        grad, vol = shape_gradients(all_pts, ctets[sel])
+        tensor = np.concatenate([np.broadcast_to(np.eye(3), (len(state.tets), 3, 3)), air.tensor])[sel]
+        ke = stiffness_elements(grad, vol, tensor=tensor)
+        rows, cols, vals = element_triplets(c[sel], c[sel], ke)
+        ok = (rows >= 0) & (cols >= 0)
+        csr = local_csr(rows[ok], cols[ok], vals[ok], self.row_range, self.n_unknowns)
+        nloc = hi - lo
+        self.L = petsc_aij(csr, (nloc, self.n_unknowns), (nloc, self.n_unknowns), comm)
+
+        # G: (unknowns x 3 N_magnet), (G m)_k = sum_e Js_e V_e / 4 sum_j m_j . grad v_k.
+        el = state.elements
+        w = el.mat["Js_T"] * np.abs(el.vol) / 4.0
+        ge = (w[:, None, None, None] * el.grad[:, :, None, :]) * np.ones((1, 1, 4, 1))  # (M,k,j,c)
+        ge = ge.reshape(len(w), 4, 12)
+        col_nodes = (3 * el.tets[:, :, None] + np.arange(3)[None, None, :]).reshape(-1, 12)
+        rows, cols, vals = element_triplets(cmap[el.tets], col_nodes, ge)
+        csr = local_csr(rows, cols, vals, self.row_range, 3 * nm)
+        self.G = petsc_aij(csr, (nloc, self.n_unknowns), (3 * state.n_local, 3 * nm), comm)
+
+        self.ksp = PETSc.KSP().create(comm=comm)
+        self.ksp.setOptionsPrefix("demag_")
+        self.ksp.setOperators(self.L)
+        self.ksp.setType(PETSc.KSP.Type.CG)
+        pc = self.ksp.getPC()
+        if opt["pc"] == "hypre":
+            pc.setType(PETSc.PC.Type.HYPRE)
+            pc.setHYPREType("boomeramg")
+        else:
+            pc.setType(PETSc.PC.Type.GAMG)
+        self.ksp.setTolerances(rtol=float(opt["rtol"]), atol=1e-50, max_it=2000)
+        self.ksp.setInitialGuessNonzero(True)
+        self.ksp.setFromOptions()
+        self.ksp.setUp()
+        self.u, self.b = self.L.createVecs()
+        self.u.set(0.0)
+        self._h = state.create_field_vec()
+        self.last_iterations = 0
+        self.total_iterations = 0
+
+    def field(self, m_vec, out: np.ndarray) -> None:
+        """Write H_d (n, 3) in T for the magnetisation ``m_vec`` into ``out``."""
+        self.G.mult(m_vec, self.b)
+        self.ksp.solve(self.b, self.u)
+        reason = self.ksp.getConvergedReason()
+        if reason < 0:
+            from magtwin.errors import ConvergenceError
+            raise ConvergenceError(f"demagnetising-field solve diverged (KSP reason {reason})")
+        self.last_iterations = self.ksp.getIterationNumber()
+        self.total_iterations += self.last_iterations
+        self.G.multTranspose(self.u, self._h)
+        out[:] = -self._h.getArray().reshape(-1, 3) * self.state.inv_js_vol[:, None]
+
+    @property
+    def n_air_nodes(self) -> int:
+        return len(self.air.points)
