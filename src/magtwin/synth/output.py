@@ -55,7 +55,11 @@ def _write_tiff(path: Path, pages: Iterable[np.ndarray], shape, voxel_size_nm) -
     _check_out_dir(path)
     tmp = _tmp_name(path)
     try:
-        with tifffile.TiffWriter(tmp, imagej=True) as tw:
+        try:
+            tw = tifffile.TiffWriter(tmp, imagej=True)
+        except OSError as exc:
+            raise MagtwinError(f"cannot write the TIFF stack ({exc.strerror or exc})", path) from None
+        with tw:
             tw.write(iter(pages), shape=tuple(int(s) for s in shape), dtype=np.uint16,
                      **{k: v for k, v in _tiff_kwargs(voxel_size_nm).items() if k != "imagej"})
         os.replace(tmp, path)
@@ -104,6 +108,8 @@ def generate_files(params: Mapping[str, Any] | None, tiff_path, truth_path, sour
     """
     tiff_path, truth_path = Path(tiff_path), Path(truth_path)
     gen = SampleGenerator(params, source=source, **overrides)
+    for path in (tiff_path, truth_path):  # fail before the (possibly long) rendering
+        _check_out_dir(path)
     nz, ny, nx = shape = gen.shape
     mom = gen.new_moments()
     with ArtefactWriter(truth_path, "truth", gen.params) as w:
