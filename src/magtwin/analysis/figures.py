@@ -220,3 +220,61 @@ def make_figures(summary: Mapping, out_dir: str | os.PathLike) -> list[Path]:
     for name, fn in zip(FIGURES, (plot_curves, plot_hc_vs_parameters, plot_angular, plot_fit)):
         paths += _save(fn(summary), out, name)
     return paths
+
+
+def _placeholder_png(path: Path, text: str) -> Path:
+    fig, ax = plt.subplots(figsize=(6.0, 2.5))
+    _empty(ax, text)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def make_all_figures(summary_h5: str | os.PathLike, out_dir: str | os.PathLike,
+                     mesh_path: str | os.PathLike | None = None,
+                     render_curve: str | os.PathLike | None = None,
+                     n_snapshots: int = 4) -> list[Path]:
+    """Every figure of a sweep: :data:`FIGURES` (PNG + SVG) plus the 3D renderings
+    ``grain_model.png`` and ``reversal.png`` (magnetisation snapshots of ``render_curve``).
+
+    A rendering that cannot be made (no mesh, no snapshots, no OpenGL) is replaced by a
+    PNG saying why, and a warning is logged, so the report is always complete.
+    """
+    import logging
+
+    from magtwin.analysis.summary import read_summary
+
+    log = logging.getLogger(__name__)
+    out = Path(out_dir)
+    paths = make_figures(read_summary(summary_h5), out)
+    grain_png, rev_png = out / "grain_model.png", out / "reversal.png"
+    if mesh_path is None:
+        return paths + [_placeholder_png(grain_png, "no mesh given"),
+                        _placeholder_png(rev_png, "no mesh given")]
+    from magtwin.analysis import render
+    from magtwin.analysis.nucleation import find_nucleation
+    from magtwin.analysis.summary import load_curve, load_snapshots
+    from magtwin.io.mesh_artefact import read_mesh_artefact
+
+    mesh = read_mesh_artefact(mesh_path)
+    try:
+        paths.append(render.render_grain_model(mesh, grain_png))
+    except Exception as exc:  # noqa: BLE001 - any VTK/OpenGL failure: keep the report going
+        log.warning("3D rendering of the grain model failed (%s)", exc)
+        paths.append(_placeholder_png(grain_png, f"3D rendering failed: {exc}"))
+    if render_curve is None:
+        return paths + [_placeholder_png(rev_png, "no curve chosen for rendering")]
+    c = load_curve(render_curve)
+    snaps = load_snapshots(render_curve)
+    if not snaps:
+        return paths + [_placeholder_png(rev_png, f"{c.name}: no magnetisation snapshots in the artefact")]
+    Jh = c.J_T @ c.direction
+    nuc = find_nucleation(mesh, snaps, c.field_T, c.direction)
+    chosen = render.choose_snapshots(list(snaps), Jh, nuc["step"] if nuc else None, n_snapshots)
+    try:
+        paths.append(render.render_reversal(mesh, {k: snaps[k] for k in chosen}, c.field_T, Jh,
+                                            c.Js_mean_T, c.direction, rev_png, nuc))
+    except Exception as exc:  # noqa: BLE001
+        log.warning("3D rendering of the reversal failed (%s)", exc)
+        paths.append(_placeholder_png(rev_png, f"3D rendering failed: {exc}"))
+    return paths

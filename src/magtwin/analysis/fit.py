@@ -6,7 +6,7 @@ J₊ = max(J, 0) on a grid of internal field µ0H_int common to all curves of th
     r = sqrt( mean_i (J₊,sim(H_i) − J₊,meas(H_i))² ),   H_i = linspace(0, −H_end, n)
 
 where H_end is the largest coercive field among the measured and the simulated curves
-(capped at the measured field range), so that a simulated curve is penalised both for
+(capped at the measured field range if the measured curve does not reach J = 0), so that a simulated curve is penalised both for
 reversing too early and for staying magnetised where the measured one has reversed.
 J is in T (or in units of Js when the measured curve is normalised: then J_sim/Js_mean).
 Both curves are sampled following the sweep (:func:`.curve.sample_descending`), each after
@@ -108,7 +108,8 @@ def fit_to_measured(measured_Hint_T: np.ndarray, measured_J: np.ndarray,
     ends = [coercive_end(h, j) for h, j in curves.values()]
     meas_end = coercive_end(measured_Hint_T, measured_J)
     h_end = min([e for e in ends + [meas_end] if e is not None] or [float(np.min(measured_Hint_T))])
-    h_end = max(h_end, float(np.min(measured_Hint_T)))
+    if meas_end is None:  # beyond its last field the measured J is unknown
+        h_end = max(h_end, float(np.min(measured_Hint_T)))
     grid = np.linspace(0.0, h_end, n_grid)
     J_ref = sample_second_quadrant(measured_Hint_T, measured_J, grid)
     res, notes = {}, {}

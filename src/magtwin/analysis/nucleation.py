@@ -4,7 +4,9 @@ An element is *reversed* when its mean magnetisation (average of its 4 nodal m, 
 turned past the plane perpendicular to the field, m·h < 0 (the sweep starts saturated
 along +h). The nucleation site is the region with the largest reversed volume fraction in
 the first snapshot that has any reversed element; its kind (grain, gb, tj) says whether
-reversal started inside a grain, in a grain-boundary or in a triple-junction region.
+reversal started inside a grain, in a grain-boundary or in a triple-junction region. When
+that snapshot already has half the magnet or more reversed, the snapshots are too far apart
+to say where reversal started: the kind is then ``"unresolved"``.
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ def find_nucleation(mesh: MeshData, snapshots: Mapping[int, np.ndarray], field_T
 
     Returns
     -------
-    dict with ``step`` (k), ``field_T``, ``region`` (id), ``kind``, ``reversed_fraction``
-    (of that region) and ``centroid_nm`` (3,) of the region's reversed elements.
+    dict with ``step`` (k), ``field_T``, ``region`` (id), ``kind`` (or "unresolved"),
+    ``reversed_fraction`` (of that region), ``total_reversed_fraction`` (of the magnet) and
+    ``centroid_nm`` (3,) of the region's reversed elements.
     """
     kind_of = mesh.region_kind()
     for k in sorted(snapshots):
@@ -70,7 +73,10 @@ def find_nucleation(mesh: MeshData, snapshots: Mapping[int, np.ndarray], field_T
         region = max(frac, key=lambda r: frac[r])
         sel = (mesh.region_id == region) & (mh < 0)
         centroid = mesh.points_nm[mesh.tetrahedra[sel]].mean(axis=(0, 1))
+        vol = np.abs(tetrahedron_volumes(mesh.points_nm, mesh.tetrahedra))
+        total = float(vol[mh < 0].sum() / vol.sum())
+        kind = kind_of.get(int(region), "grain") if total < 0.5 else "unresolved"
         return {"step": int(k), "field_T": float(field_T[k]), "region": int(region),
-                "kind": kind_of.get(int(region), "grain"), "reversed_fraction": frac[region],
+                "kind": kind, "reversed_fraction": frac[region], "total_reversed_fraction": total,
                 "centroid_nm": centroid.tolist()}
     return None
