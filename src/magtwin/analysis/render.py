@@ -136,9 +136,12 @@ def render_reversal(mesh: MeshData, snapshots: Mapping[int, np.ndarray], field_T
                 p.add_mesh(grid.extract_cells(sel), color=KIND_COLOURS[name])
         title = f"µ0H = {field_T[k]:.3g} T, J/Js = {J_along[k] / Js_T:.2f}\nreversed: {100 * len(rev) / len(mh):.0f}% of elements"
         if nucleation and int(nucleation["step"]) == k:
-            reg = np.flatnonzero(grid.cell_data["region"] == int(nucleation["region"]))
-            p.add_mesh(grid.extract_cells(reg).extract_feature_edges(), color="black", line_width=3)
-            title += f"\nnucleation: {nucleation['kind']} region {nucleation['region']}"
+            if nucleation["kind"] == "unresolved":
+                title += "\nnucleation: not resolved (snapshots too far apart)"
+            else:
+                reg = np.flatnonzero(grid.cell_data["region"] == int(nucleation["region"]))
+                p.add_mesh(grid.extract_cells(reg).extract_feature_edges(), color="black", line_width=3)
+                title += f"\nnucleation: {nucleation['kind']} region {nucleation['region']}"
         p.add_text(title, font_size=8)
         p.add_arrows(np.asarray(grid.center) - 0.7 * np.ptp(mesh.points_nm, axis=0).max() * np.asarray(direction),
                      np.asarray(direction), mag=0.3 * np.ptp(mesh.points_nm, axis=0).max(), color="black")
