@@ -116,6 +116,8 @@ def build_air(points: np.ndarray, tets: np.ndarray, inner_ratio: float = 1.5,
     r1 = inner_ratio * r_mag
     r2 = shell_ratio * r1
     sph, sph_faces = icosphere(r1, n_sub)
+    dirs = sph / r1
+    sph = sph + center
 
     # TetGen input: magnet surface nodes first, then the sphere.
     local = np.full(n_mag, -1, dtype=np.int64)
@@ -149,7 +151,6 @@ def build_air(points: np.ndarray, tets: np.ndarray, inner_ratio: float = 1.5,
     sphere_ids = n_mag + np.arange(len(sph))          # the sphere's nodes in combined numbering
 
     # Shell layers: sphere nodes extruded radially, layer l at radius r1 + (r2 - r1) l / n.
-    dirs = sph / r1
     layer_pts, shell_tets = [], []
     base = n_mag + len(air_pts)
     prev = sphere_ids
