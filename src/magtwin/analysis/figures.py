@@ -253,7 +253,7 @@ def make_all_figures(summary_h5: str | os.PathLike, out_dir: str | os.PathLike,
                         _placeholder_png(rev_png, "no mesh given")]
     from magtwin.analysis import render
     from magtwin.analysis.nucleation import find_nucleation
-    from magtwin.analysis.summary import load_curve, load_snapshots
+    from magtwin.analysis.summary import load_curve, load_snapshots, snapshot_mesh
     from magtwin.io.mesh_artefact import read_mesh_artefact
 
     mesh = read_mesh_artefact(mesh_path)
@@ -266,10 +266,15 @@ def make_all_figures(summary_h5: str | os.PathLike, out_dir: str | os.PathLike,
         return paths + [_placeholder_png(rev_png, "no curve chosen for rendering")]
     c = load_curve(render_curve)
     snaps = load_snapshots(render_curve)
+    mesh = snapshot_mesh(render_curve, mesh)
     if not snaps:
         return paths + [_placeholder_png(rev_png, f"{c.name}: no magnetisation snapshots in the artefact")]
     Jh = c.J_T @ c.direction
-    nuc = find_nucleation(mesh, snaps, c.field_T, c.direction)
+    try:
+        nuc = find_nucleation(mesh, snaps, c.field_T, c.direction)
+    except ValueError as exc:
+        log.warning("%s: %s", render_curve, exc)
+        return paths + [_placeholder_png(rev_png, f"{c.name}: {exc}")]
     chosen = render.choose_snapshots(list(snaps), Jh, nuc["step"] if nuc else None, n_snapshots)
     try:
         paths.append(render.render_reversal(mesh, {k: snaps[k] for k in chosen}, c.field_T, Jh,

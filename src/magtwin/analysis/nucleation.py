@@ -66,6 +66,8 @@ def find_nucleation(mesh: MeshData, snapshots: Mapping[int, np.ndarray], field_T
     kind_of = mesh.region_kind()
     for k in sorted(snapshots):
         m = np.asarray(snapshots[k], float)
+        if m.shape != (len(mesh.points_nm), 3):
+            raise ValueError(f"snapshot {k} has shape {m.shape}, the mesh has {len(mesh.points_nm)} nodes")
         mh = element_m_dot_h(mesh.tetrahedra, m, direction)
         if not np.any(mh < 0):
             continue

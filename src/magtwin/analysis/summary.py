@@ -20,6 +20,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping as _AbcMapping
 from typing import Any, Iterable, Mapping
 
 import h5py
@@ -86,14 +87,46 @@ def load_curve(path: str | os.PathLike, name: str | None = None) -> SimulatedCur
                           angle, Js, conv, params, steps, N)
 
 
-def load_snapshots(path: str | os.PathLike, steps: Iterable[int] | None = None) -> dict[int, np.ndarray]:
-    """{curve index k: nodal m (N, 3)} from a simulate artefact."""
+class LazySnapshots(_AbcMapping):
+    """{curve index k: nodal m (N, 3)} of a simulate artefact, read one snapshot at a time
+    (a sweep over a large mesh does not hold every snapshot in memory)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        with open_artefact(self.path, "simulate") as f:
+            self.steps = sorted(int(k) for k in f["snapshots"]) if "snapshots" in f else []
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        if k not in self.steps:
+            raise KeyError(k)
+        with h5py.File(self.path, "r") as f:
+            return f[f"snapshots/{k}/m"][...]
+
+    def __iter__(self):
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+def load_snapshots(path: str | os.PathLike) -> LazySnapshots:
+    """The magnetisation snapshots of a simulate artefact (lazy mapping step -> m (N, 3))."""
+    return LazySnapshots(path)
+
+
+def snapshot_mesh(path: str | os.PathLike, mesh: MeshData | None) -> MeshData | None:
+    """The mesh the snapshots of ``path`` refer to: the solver's own copy (``/mesh``) when the
+    artefact has one, with the region table of ``mesh`` (07_mesh.h5); else ``mesh``."""
     with open_artefact(path, "simulate") as f:
-        if "snapshots" not in f:
-            return {}
-        keys = sorted(int(k) for k in f["snapshots"])
-        want = keys if steps is None else [k for k in keys if k in set(steps)]
-        return {k: f[f"snapshots/{k}/m"][...] for k in want}
+        if "mesh/points_nm" not in f:
+            return mesh
+        own = MeshData(f["mesh/points_nm"][...], f["mesh/tetrahedra"][...].astype(np.int64),
+                       f["mesh/region_id"][...].astype(np.int32))
+    if mesh is not None:
+        own.regions, own.alignment_axis = mesh.regions, mesh.alignment_axis
+    else:
+        own.regions = [{"id": int(r), "kind": "grain"} for r in np.unique(own.region_id)]
+    return own
 
 
 def point_parameters_of(curve: SimulatedCurve) -> dict[str, float]:
@@ -152,7 +185,8 @@ def analyse_sweep(
     curve_paths : ``{point: path}`` (or paths, named by file stem) of simulate artefacts
     point_params : ``{point: {parameter: value}}`` (from :func:`magtwin.sweep.expand_sweep`);
         else read from each artefact's ``parameters_json``
-    mesh_path : the ``07_mesh.h5`` the curves were computed on (demag tensor, nucleation)
+    mesh_path : the ``07_mesh.h5`` the curves were computed on (region table, demag tensor,
+        nucleation); geometry from the artefact's own ``/mesh`` copy when present
     demag_factor : ``"auto"`` (solver-recorded tensor, else mesh bounding box), ``"none"``
         or a number (scalar N along the field)
     measured_path, measured_units : measured curve CSV and optional units (see
@@ -179,7 +213,8 @@ def analyse_sweep(
         params = dict(point_params.get(name) or point_parameters_of(c))
         row.update(params)
         row["field_angle_deg"] = c.field_angle_deg
-        N, treatment = _demag(demag_factor, c, mesh)
+        c_mesh = snapshot_mesh(path, mesh)
+        N, treatment = _demag(demag_factor, c, c_mesh)
         treatments.add(treatment)
         m = curve_metrics(c.field_T, c.J_T, c.direction, c.Js_mean_T, N)
         if not c.converged.all():
@@ -189,9 +224,9 @@ def analyse_sweep(
         Hint, Jh = intrinsic_curve(c.field_T, c.J_T, c.direction, N)
         curves[name] = (Hint, Jh / c.Js_mean_T if measured is not None and measured.normalised else Jh)
         row["_Js"] = c.Js_mean_T
-        if mesh is not None and c.snapshot_steps:
+        if c_mesh is not None and c.snapshot_steps:
             try:
-                nuc = find_nucleation(mesh, load_snapshots(path), c.field_T, c.direction)
+                nuc = find_nucleation(c_mesh, load_snapshots(path), c.field_T, c.direction)
             except (ValueError, IndexError) as exc:
                 nuc = None
                 row["notes"] = "; ".join(filter(None, [row["notes"], f"nucleation not found ({exc})"]))
