@@ -2,32 +2,11 @@
 # demagnetisation curves. Thin rules in workflow/rules/, thin scripts in scripts/, the
 # library in src/magtwin/. Run: `snakemake --profile profiles/local` (or ./run.sh pipeline).
 
-import sys
-from pathlib import Path
-
-from magtwin.config import check_files_exist, validate_config
-from magtwin.errors import MagtwinError
-
 configfile: "config/config.yaml"
 
 
-def _validated(cfg):
-    # One clear line naming the config file and the key, before any job runs.
-    source = " + ".join(str(p) for p in workflow.configfiles) or "config"
-    try:
-        validate_config(cfg, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
-                        source=source)
-        check_files_exist(cfg, source=source)
-    except MagtwinError as exc:
-        print(f"magtwin: invalid configuration: {exc}", file=sys.stderr)
-        raise SystemExit(1)
-    return cfg
+include: "workflow/rules/common.smk"
 
-
-config = _validated(config)
-RESULTS = config["results_dir"]
-SAMPLES = list(config["samples"])
-SYNTHETIC = [s for s, v in config["samples"].items() if v.get("synthetic")]
 
 wildcard_constraints:
     sample="[A-Za-z0-9_.-]+",

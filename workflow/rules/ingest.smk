@@ -1,17 +1,5 @@
 # Stage 1: the sample's image stack (generated for synthetic samples) -> 01_ingest.h5
-
-
-def ingest_stack(wildcards):
-    sample = config["samples"][wildcards.sample]
-    if sample.get("synthetic"):
-        return f"{RESULTS}/{wildcards.sample}/00_synth/stack.tif"
-    return sample["stack"]
-
-
-def ingest_voxel(wildcards):
-    sample = config["samples"][wildcards.sample]
-    vs = sample.get("voxel_size_nm")
-    return None if vs is None else [float(v) for v in vs]
+# (input functions in common.smk)
 
 
 rule ingest:
