@@ -206,3 +206,23 @@ def test_renderings(sweep_dir, tmp_path):
     # Reversed GB elements are drawn in gold (#e0a526): the picture must contain that colour.
     gold = np.abs(img - np.array([0xE0, 0xA5, 0x26])).sum(axis=-1) < 60
     assert gold.sum() > 100
+
+
+def test_nucleation_from_the_precursor_state_before_a_jump():
+    """Before the jump the GB region has tilted (m·h = 0.6) while the grains are still
+    saturated; after the jump everything is reversed: the site is the GB region (found from
+    the precursor), where a reversed-fraction rule could not tell."""
+    from magtwin.analysis.nucleation import find_nucleation
+
+    mesh = box_mesh()
+    h = np.array([0.0, 0.0, 1.0])
+    n = len(mesh.points_nm)
+    up = np.tile(h, (n, 1))
+    tilted = up.copy()
+    gb_nodes = np.unique(mesh.tetrahedra[mesh.region_id == 3])
+    tilted[gb_nodes] = [0.8, 0.0, 0.6]
+    snaps = {0: up, 5: tilted, 6: -up}
+    nuc = find_nucleation(mesh, snaps, np.linspace(1, -1, 7), h)
+    assert (nuc["step"], nuc["kind"], nuc["region"], nuc["method"]) == (6, "gb", 3, "precursor")
+    nuc = find_nucleation(mesh, {0: up, 6: -up}, np.linspace(1, -1, 7), h)
+    assert nuc["kind"] == "unresolved"

@@ -2,11 +2,18 @@
 
 An element is *reversed* when its mean magnetisation (average of its 4 nodal m, P1) has
 turned past the plane perpendicular to the field, m·h < 0 (the sweep starts saturated
-along +h). The nucleation site is the region with the largest reversed volume fraction in
-the first snapshot that has any reversed element; its kind (grain, gb, tj) says whether
-reversal started inside a grain, in a grain-boundary or in a triple-junction region. When
-that snapshot already has half the magnet or more reversed, the snapshots are too far apart
-to say where reversal started: the kind is then ``"unresolved"``.
+along +h). The reversal step is the first snapshot with any reversed element. The
+nucleation region is found in two ways, the first that applies:
+
+1. *precursor*: in the last snapshot before the reversal step (the solver stores the state
+   just before each jump), the region whose volume-mean m·h has turned furthest from +1
+   (by more than ``min_tilt``) — the instability that triggers the jump grows there;
+2. *reversed fraction*: else the region with the largest reversed volume fraction in the
+   reversal step; when that step already has half the magnet or more reversed, the
+   snapshots are too far apart to say where reversal started: kind ``"unresolved"``.
+
+The kind (grain, gb, tj) says whether reversal started inside a grain, in a
+grain-boundary or in a triple-junction region.
 """
 
 from __future__ import annotations
@@ -48,37 +55,62 @@ def reversed_fraction_by_kind(mesh: MeshData, m: np.ndarray, direction: np.ndarr
     return out
 
 
+def region_mean_m_dot_h(mesh: MeshData, m: np.ndarray, direction: np.ndarray) -> dict[int, float]:
+    """{region id: volume-mean m·h} for one snapshot."""
+    vol = np.abs(tetrahedron_volumes(mesh.points_nm, mesh.tetrahedra))
+    mh = element_m_dot_h(mesh.tetrahedra, m, direction)
+    ids = np.unique(mesh.region_id)
+    pos = np.searchsorted(ids, mesh.region_id)
+    tot = np.bincount(pos, weights=vol, minlength=len(ids))
+    s = np.bincount(pos, weights=vol * mh, minlength=len(ids))
+    return {int(i): float(a / t) for i, a, t in zip(ids, s, tot) if t > 0}
+
+
+def _checked(mesh: MeshData, snapshots: Mapping[int, np.ndarray], k: int) -> np.ndarray:
+    m = np.asarray(snapshots[k], float)
+    if m.shape != (len(mesh.points_nm), 3):
+        raise ValueError(f"snapshot {k} has shape {m.shape}, the mesh has {len(mesh.points_nm)} nodes")
+    return m
+
+
 def find_nucleation(mesh: MeshData, snapshots: Mapping[int, np.ndarray], field_T: np.ndarray,
-                    direction: np.ndarray) -> dict | None:
-    """The first reversed snapshot and its nucleation region, or None if none reversed.
+                    direction: np.ndarray, min_tilt: float = 1e-3) -> dict | None:
+    """The reversal step and the nucleation region (see module docstring), or None if no
+    snapshot has a reversed element.
 
     Parameters
     ----------
     snapshots : {curve index k: nodal m (N, 3)}
     field_T : (K,) applied µ0H of the curve (to report the field of snapshot k)
+    min_tilt : least 1 − m·h of a region, before reversal, to count as a precursor
 
     Returns
     -------
     dict with ``step`` (k), ``field_T``, ``region`` (id), ``kind`` (or "unresolved"),
-    ``reversed_fraction`` (of that region), ``total_reversed_fraction`` (of the magnet) and
-    ``centroid_nm`` (3,) of the region's reversed elements.
+    ``method`` ("precursor" | "reversed fraction"), ``reversed_fraction`` (of that region),
+    ``total_reversed_fraction`` (of the magnet) and ``centroid_nm`` (3,) of the region.
     """
     kind_of = mesh.region_kind()
+    vol = np.abs(tetrahedron_volumes(mesh.points_nm, mesh.tetrahedra))
+    previous = None
     for k in sorted(snapshots):
-        m = np.asarray(snapshots[k], float)
-        if m.shape != (len(mesh.points_nm), 3):
-            raise ValueError(f"snapshot {k} has shape {m.shape}, the mesh has {len(mesh.points_nm)} nodes")
+        m = _checked(mesh, snapshots, k)
         mh = element_m_dot_h(mesh.tetrahedra, m, direction)
         if not np.any(mh < 0):
+            previous = m
             continue
         frac = reversed_fraction_by_region(mesh, m, direction)
-        region = max(frac, key=lambda r: frac[r])
-        sel = (mesh.region_id == region) & (mh < 0)
-        centroid = mesh.points_nm[mesh.tetrahedra[sel]].mean(axis=(0, 1))
-        vol = np.abs(tetrahedron_volumes(mesh.points_nm, mesh.tetrahedra))
         total = float(vol[mh < 0].sum() / vol.sum())
+        method, region = "reversed fraction", max(frac, key=lambda r: frac[r])
         kind = kind_of.get(int(region), "grain") if total < 0.5 else "unresolved"
-        return {"step": int(k), "field_T": float(field_T[k]), "region": int(region),
-                "kind": kind, "reversed_fraction": frac[region], "total_reversed_fraction": total,
-                "centroid_nm": centroid.tolist()}
+        if previous is not None:
+            before = region_mean_m_dot_h(mesh, previous, direction)
+            tilted = min(before, key=lambda r: before[r])
+            if 1.0 - before[tilted] > min_tilt:
+                method, region, kind = "precursor", tilted, kind_of.get(int(tilted), "grain")
+        sel = mesh.region_id == region
+        centroid = mesh.points_nm[mesh.tetrahedra[sel]].mean(axis=(0, 1))
+        return {"step": int(k), "field_T": float(field_T[k]), "region": int(region), "kind": kind,
+                "method": method, "reversed_fraction": frac.get(region, 0.0),
+                "total_reversed_fraction": total, "centroid_nm": centroid.tolist()}
     return None
