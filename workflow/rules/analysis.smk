@@ -2,33 +2,28 @@
 # The sweep points come from config["sweep"] via magtwin.sweep.expand_sweep; the solver rule
 # writes one 08_simulate/{point}.h5 per point.
 
-from magtwin.errors import MagtwinError as _AnalysisMagtwinError
+import sys
+
+from magtwin.errors import MagtwinError as _AnalysisError
 from magtwin.sweep import expand_sweep
 
 if "SWEEP_POINTS" not in globals():
     try:
         SWEEP_POINTS = expand_sweep(config["sweep"])
-    except _AnalysisMagtwinError as exc:
-        raise WorkflowError(f"invalid configuration: {exc}") from None
+    except _AnalysisError as exc:
+        print(f"magtwin: invalid configuration: {exc}", file=sys.stderr)
+        raise SystemExit(1)
 
 FIGURES = ["curves", "hc_vs_parameters", "hc_angle", "fit"]
-
-
-def analysis_measured(wildcards):
-    path = config["samples"][wildcards.sample].get("measured_curve")
-    return [path] if path else []
-
-
-def analysis_measured_units(wildcards):
-    return config["samples"][wildcards.sample].get("measured_units") or config["analysis"]["measured_units"]
-
-
-def analysis_render_point(wildcards):
-    point = config["analysis"]["render_point"] or next(iter(SWEEP_POINTS))
-    if point not in SWEEP_POINTS:
-        raise WorkflowError(f"invalid configuration: analysis.render_point: {point!r} is not a sweep point "
-                            f"(points: {', '.join(SWEEP_POINTS)})")
-    return f"{RESULTS}/{wildcards.sample}/08_simulate/{point}.h5"
+RENDER_POINT = config["analysis"]["render_point"] or next(iter(SWEEP_POINTS))
+if RENDER_POINT not in SWEEP_POINTS:
+    print(f"magtwin: invalid configuration: analysis.render_point: {RENDER_POINT!r} is not a sweep "
+          f"point (points: {', '.join(SWEEP_POINTS)})", file=sys.stderr)
+    raise SystemExit(1)
+# Every file of stage 9 of a sample (for the top-level `all` rule).
+ANALYSIS_TARGETS = [f"{RESULTS}/{{sample}}/09_analysis/summary.csv"] + [
+    f"{RESULTS}/{{sample}}/09_analysis/figures/{name}.png"
+    for name in FIGURES + ["grain_model", "reversal"]]
 
 
 rule analyse:
@@ -36,7 +31,7 @@ rule analyse:
     input:
         curves=lambda w: [f"{RESULTS}/{w.sample}/08_simulate/{p}.h5" for p in SWEEP_POINTS],
         mesh=f"{RESULTS}/{{sample}}/07_mesh.h5",
-        measured=analysis_measured,
+        measured=lambda w: [config["samples"][w.sample]["measured_curve"]] if config["samples"][w.sample].get("measured_curve") else [],
     output:
         csv=report(f"{RESULTS}/{{sample}}/09_analysis/summary.csv",
                    caption="../report/summary.rst", category="Summary table",
@@ -46,7 +41,7 @@ rule analyse:
         points=SWEEP_POINTS,
         n_points=len(SWEEP_POINTS),
         demag_factor=config["analysis"]["demag_factor"],
-        measured_units=analysis_measured_units,
+        measured_units=lambda w: config["samples"][w.sample].get("measured_units") or config["analysis"]["measured_units"],
         measured_demag_factor=float(config["analysis"]["measured_demag_factor"]),
         fit_grid_points=int(config["analysis"]["fit_grid_points"]),
         fit_min_coverage=float(config["analysis"]["fit_min_coverage"]),
@@ -63,7 +58,7 @@ rule figures:
     input:
         summary=f"{RESULTS}/{{sample}}/09_analysis/summary.h5",
         mesh=f"{RESULTS}/{{sample}}/07_mesh.h5",
-        render_curve=analysis_render_point,
+        render_curve=f"{RESULTS}/{{sample}}/08_simulate/{RENDER_POINT}.h5",
     output:
         curves=report(f"{RESULTS}/{{sample}}/09_analysis/figures/curves.png",
                       caption="../report/curves.rst", category="Demagnetisation curves",
