@@ -226,3 +226,10 @@ def test_nucleation_from_the_precursor_state_before_a_jump():
     assert (nuc["step"], nuc["kind"], nuc["region"], nuc["method"]) == (6, "gb", 3, "precursor")
     nuc = find_nucleation(mesh, {0: up, 6: -up}, np.linspace(1, -1, 7), h)
     assert nuc["kind"] == "unresolved"
+
+
+def test_cli_no_readable_curve_is_an_error(sweep_dir, tmp_path):
+    d, _, _ = sweep_dir
+    proc = run_cli("analyse", d / "07_mesh.h5", "-o", tmp_path / "s.h5")
+    assert_one_line_error(proc, "07_mesh.h5", "is a 'mesh' artefact")
+    assert not (tmp_path / "s.h5").exists()

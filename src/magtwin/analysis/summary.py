@@ -235,6 +235,10 @@ def analyse_sweep(
                            nucleation_field_T=nuc["field_T"])
         rows.append(row)
 
+    if rows and not curves:
+        from magtwin.errors import ArtefactError
+        raise ArtefactError(f"none of the {len(rows)} curve artefacts could be read "
+                            f"(first: {rows[0]['notes'].removeprefix('not analysed: ')})")
     summary = Summary(rows, [], curves, demag_treatment="; ".join(sorted(treatments)))
     if measured is not None:
         Hm, Jm = intrinsic_curve(measured.field_T, measured.J, (0, 0, 1.0), float(measured_demag_factor))

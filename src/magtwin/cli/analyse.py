@@ -87,6 +87,10 @@ def run_fit(args) -> int:
         measured_demag_factor=args.measured_demag_factor,
     )
     fit = summary.fit
+    if fit.best_point is None:
+        from magtwin.errors import InputError
+        raise InputError("no simulated curve reaches far enough to be compared in the second quadrant",
+                         args.measured)
     unit = "T" if fit.units == "T" else "Js"
     for name, r in sorted(fit.residuals.items(), key=lambda kv: (math.isnan(kv[1]), kv[1])):
         print(f"{name:40s} {r:10.4g} {unit}  {fit.notes.get(name, '')}")
@@ -99,7 +103,7 @@ def run_fit(args) -> int:
             "best_point": fit.best_point, "best_residual": fit.best_residual, "units": fit.units,
             "optimum": fit.optimum, "residuals": fit.residuals, "notes": fit.notes,
         }, indent=2, default=float) + "\n")
-    return 0 if fit.best_point else 1
+    return 0
 
 
 def _print_table(rows, columns) -> None:
