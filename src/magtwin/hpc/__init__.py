@@ -1,0 +1,1 @@
+"""Cluster execution: resources (MPI tasks, memory, wall time) scaled from the model size."""

@@ -1,0 +1,120 @@
+"""Integration tests against a real single-node SLURM cluster (started by tests/conftest.py).
+
+The tiny workflow in tests/data/slurm_workflow runs through ``snakemake --profile
+profiles/slurm`` exactly as a user would, plus the overrides this test cluster needs (no
+accounting database: status from squeue; short first status check).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, slurm_env
+
+pytestmark = [pytest.mark.slurm, pytest.mark.mpi]
+
+WORKFLOW = ROOT / "tests/data/slurm_workflow"
+# This cluster has no slurmdbd: sacct would fail quietly and Snakemake would wait forever.
+TEST_OVERRIDES = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1"]
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--profile", str(ROOT / "profiles/slurm"),
+           *TEST_OVERRIDES, *args]
+    return subprocess.run(cmd, cwd=workdir, env=slurm_env(), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def workflow_copy(tmp_path):
+    dst = tmp_path / "wf"
+    shutil.copytree(WORKFLOW, dst)
+    return dst
+
+
+def _job_field(job_id: str, field: str) -> str:
+    out = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True,
+                         env=slurm_env()).stdout
+    for token in out.split():
+        if token.startswith(field + "="):
+            return token.split("=", 1)[1]
+    raise AssertionError(f"no {field} in scontrol output for job {job_id}:\n{out}")
+
+
+def test_srun_starts_mpi_ranks_inside_a_batch_job(slurm_cluster, tmp_path):
+    # As the executor plugin does inside an MPI rule: all SLURM_* but the job id stripped,
+    # then srun -n 2 must still find the cluster and start 2 PMIx-connected ranks.
+    script = tmp_path / "job.sh"
+    script.write_text(
+        "#!/bin/bash\n"
+        "for v in $(env | grep '^SLURM_' | cut -d= -f1); do [ \"$v\" = SLURM_JOB_ID ] || unset \"$v\"; done\n"
+        f"srun -n 2 {sys.executable} -c 'from mpi4py import MPI; c = MPI.COMM_WORLD; "
+        "print(\"rank\", c.rank, \"of\", c.size)'\n")
+    out = tmp_path / "job.out"
+    r = subprocess.run(["sbatch", "--wait", "-n", "2", "-t", "2", "-o", str(out), str(script)],
+                       capture_output=True, text=True, env=slurm_env(), timeout=120)
+    assert r.returncode == 0, r.stderr + out.read_text() if out.exists() else r.stderr
+    lines = sorted(ln for ln in out.read_text().splitlines() if ln.startswith("rank"))
+    assert lines == ["rank 0 of 2", "rank 1 of 2"], out.read_text()
+
+
+def test_workflow_with_mpi_rule_and_sweep_through_profile(slurm_cluster, workflow_copy):
+    t0 = time.monotonic()
+    r = run_snakemake(workflow_copy)
+    assert r.returncode == 0, r.stderr[-4000:]
+    # The mesh and simulate jobs went through SLURM (submitted by sbatch); the local rules not.
+    assert r.stderr.count("has been submitted with SLURM jobid") == 4, r.stderr[-4000:]
+    summary = (workflow_copy / "results/summary.txt").read_text()
+    assert summary
+    for point, f in (("p1", 1.0), ("p2", 2.0)):
+        sol = json.loads((workflow_copy / f"results/{point}/solution.json").read_text())
+        # Both ranks took part, in one SLURM job, each owning rows of the distributed matrix.
+        assert sol["size"] == 2 and sol["petsc_size"] == 2
+        assert sorted(x["rank"] for x in sol["ranks"]) == [0, 1]
+        jobs = {x["slurm_job"] for x in sol["ranks"]}
+        assert len(jobs) == 1 and None not in jobs
+        assert all(x["rows"][1] > x["rows"][0] for x in sol["ranks"])
+        # -u'' = f, u(0)=u(1)=0: the exact solution f x (1-x)/2 is reproduced by the
+        # 3-point scheme to round-off (it is exact for quadratics).
+        assert sol["f"] == f and sol["max_error"] < 1e-10
+        # The job asked SLURM for the tasks computed from the mesh: 12 elements / 6 per task.
+        job = jobs.pop()
+        assert _job_field(job, "NumTasks") == "2"
+        assert _job_field(job, "CPUs/Task") == "1"
+    print(f"workflow under SLURM: {time.monotonic() - t0:.0f} s")
+
+
+def test_solver_failing_on_one_rank_fails_the_job_clearly(slurm_cluster, workflow_copy):
+    t0 = time.monotonic()
+    r = run_snakemake(workflow_copy, "--retries", "0", "results/bad/solution.json")
+    elapsed = time.monotonic() - t0
+    assert r.returncode != 0
+    assert "Error in rule simulate" in r.stderr, r.stderr[-4000:]
+    assert not (workflow_copy / "results/bad/solution.json").exists()
+    # The whole step was brought down at once, not left waiting for the time limit (11 min).
+    assert elapsed < 150, f"failing MPI job took {elapsed:.0f} s"
+    logs = list((workflow_copy / ".snakemake/slurm_logs/rule_simulate").rglob("*.log"))
+    assert logs, "the failed job's SLURM log must be kept"
+    text = "".join(p.read_text() for p in logs)
+    assert "rank 1: simulated solver failure" in text
+
+
+def test_profile_without_partition_on_cluster_without_default(slurm_cluster, workflow_copy):
+    env = slurm_env()
+    part = "debug"
+    subprocess.run(["scontrol", "update", f"PartitionName={part}", "Default=NO"], check=True, env=env)
+    try:
+        r = run_snakemake(workflow_copy, "--retries", "0", "results/p1/mesh.h5", timeout=120)
+    finally:
+        subprocess.run(["scontrol", "update", f"PartitionName={part}", "Default=YES"], check=True, env=env)
+    assert r.returncode != 0
+    # The plugin warns that it found no default partition; sbatch's refusal is shown.
+    assert "unable to find a default partition" in r.stderr, r.stderr[-4000:]
+    assert "No partition specified or system default partition" in r.stderr, r.stderr[-4000:]
+    assert not (workflow_copy / "results/p1/mesh.h5").exists()
