@@ -233,3 +233,23 @@ def test_cli_no_readable_curve_is_an_error(sweep_dir, tmp_path):
     proc = run_cli("analyse", d / "07_mesh.h5", "-o", tmp_path / "s.h5")
     assert_one_line_error(proc, "07_mesh.h5", "is a 'mesh' artefact")
     assert not (tmp_path / "s.h5").exists()
+
+
+def test_table_is_reproducible_with_the_documented_function(sweep_dir, tmp_path):
+    """summary.py promises: every number = curve_metrics(load_curve(...), N) with N the
+    demagnetising tensor of the mesh bounding box (demag_factor auto)."""
+    from magtwin.analysis.curve import curve_metrics
+    from magtwin.analysis.demag import bounding_box_demag_tensor
+    from magtwin.analysis.summary import analyse_sweep, load_curve, read_summary, write_summary
+
+    d, points, _ = sweep_dir
+    name = "gbJs0.8_angle30"
+    s = analyse_sweep({name: d / f"{name}.h5"}, mesh_path=d / "07_mesh.h5", demag_factor="auto")
+    write_summary(s, tmp_path / "s.csv", tmp_path / "s.h5")
+    row = read_summary(tmp_path / "s.h5")["rows"][0]
+    c = load_curve(d / f"{name}.h5")
+    m = curve_metrics(c.field_T, c.J_T, c.direction, c.Js_mean_T,
+                      bounding_box_demag_tensor(box_mesh().points_nm)).as_row()
+    for key in ("mu0Hc_T", "Jr_T", "mu0Hk_T", "BHmax_kJ_per_m3", "demag_factor"):
+        assert row[key] == m[key], key
+    assert 0.0 < row["demag_factor"] < 1.0

@@ -152,8 +152,9 @@ def plot_angular(s: Mapping) -> plt.Figure:
         _empty(ax, "fewer than two field angles with a finite coercive field:\n"
                    "add field_angle_deg values to the sweep")
         return fig
-    psi_ref = np.linspace(0, 80, 161)
     psi0 = min(_value(rs[0], "field_angle_deg") for rs in groups.values())
+    psi_max = min(89.0, max(80.0, max(_value(r, "field_angle_deg") for rs in groups.values() for r in rs) + 5))
+    psi_ref = np.linspace(0, psi_max, 200)
     ax.plot(psi_ref, sw_coercive_field(psi_ref) / sw_coercive_field(psi0), color="tab:red",
             label="Stoner–Wohlfarth $h_c(ψ)/h_c(ψ_0)$")
     ax.plot(psi_ref, kondorsky_coercive_field(psi_ref) / kondorsky_coercive_field(psi0), color="tab:blue",
@@ -164,7 +165,7 @@ def plot_angular(s: Mapping) -> plt.Figure:
         ax.plot(x, hc / hc[0], "ko-", ms=6, label=f"simulated ({_group_label(g)}); "
                 f"$\\mu_0H_c(ψ_0)$ = {hc[0]:.3g} T")
     ax.set_ylim(0, 3)
-    ax.set_xlim(0, 80)
+    ax.set_xlim(0, psi_max)
     ax.set_xlabel("angle ψ between field and alignment axis (deg)")
     ax.set_ylabel(r"$H_c(ψ)/H_c(ψ_0)$")
     ax.set_title("angular dependence of coercivity")
