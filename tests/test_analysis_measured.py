@@ -25,12 +25,14 @@ def _write(tmp_path, text, name="m.csv"):
     ("mu0H_mT,J_T", "500,1.4\n0,1.4\n-1000,1.3", 0.5, 1.4),
     ("H_kOe,J_kG", "5,14\n0,14\n-10,13", 0.5, 1.4),
     ("mu0H_T,J_over_Js", "0.5,1\n0,1\n-1,0.9", 0.5, 1.0),
+    ("Applied Field (Oe),Magnetization (emu/cc)", "5000,1000\n0,1000\n-10000,900", 0.5, MU0 * 1e6),
 ])
 def test_units_from_header(tmp_path, header, rows, field0, J0):
     c = read_measured_curve(_write(tmp_path, f"{header}\n{rows}\n"))
     assert c.field_T[0] == pytest.approx(field0, rel=1e-12)
     assert c.J[0] == pytest.approx(J0, rel=1e-12)
     assert c.normalised == header.endswith("J_over_Js")
+    assert c.field_T[-1] < 0
 
 
 def test_units_from_config_and_ascending_order(tmp_path):
@@ -46,6 +48,7 @@ def test_units_from_config_and_ascending_order(tmp_path):
     ("mu0H_T,J_T\n1,1\n-1,1\n0,1\n-2,1\n", "not monotonic"),
     ("mu0H_T,J_T\n1,1\n0.5,1\n0.1,1\n", "second quadrant"),
     ("mu0H_T,J_T\n1,1\n0,abc\n", "line 3: expected two numbers"),
+    ("H (Oe),Moment (emu)\n1,1\n0,1\n-1,1\n", "magnetic moment"),
 ])
 def test_bad_measured_curves(tmp_path, text, fragment):
     p = _write(tmp_path, text)

@@ -36,8 +36,15 @@ J_UNITS = {"t": 1.0, "mt": 1e-3, "g": 1e-4, "kg": 0.1}
 M_UNITS = {"a/m": MU0, "ka/m": MU0 * 1e3, "emu/cm3": MU0 * 1e3}
 NORMALISED = {"1", "normalised", "normalized", "rel", "a.u."}
 
-_HEADER_RE = re.compile(r"^\s*(?P<q>mu0h|µ0h|h|j|m|b)\s*(?:[_ ]\s*(?P<u1>[^()\[\]]+?)|\s*[(\[]\s*(?P<u2>[^)\]]+)[)\]])?\s*$",
-                        re.IGNORECASE)
+#: header quantity (lower case, spaces as '_') -> 'mu0h' | 'h' | 'j' | 'm' | 'b' | 'moment'
+QUANTITIES = {
+    "mu0h": "mu0h", "µ0h": "mu0h", "mu_0h": "mu0h", "mu0_h": "mu0h", "h": "h", "field": "h",
+    "applied_field": "h", "magnetic_field": "h", "h_applied": "h", "h_ext": "h",
+    "j": "j", "polarisation": "j", "polarization": "j", "4pim": "j", "4πm": "j",
+    "m": "m", "magnetisation": "m", "magnetization": "m", "b": "b",
+    "moment": "moment", "magnetic_moment": "moment",
+}
+_UNIT_IN_BRACKETS = re.compile(r"^(?P<q>.*?)\s*[(\[]\s*(?P<u>[^)\]]+?)\s*[)\]]\s*$")
 
 
 @dataclass
@@ -65,16 +72,22 @@ def _norm_unit(unit: str) -> str:
 
 
 def _parse_header(name: str) -> tuple[str, str | None]:
-    """'H_kA_per_m' -> ('h', 'ka/m'); 'J_over_Js' -> ('j', '1'); 'J' -> ('j', None)."""
+    """'H_kA_per_m' -> ('h', 'ka/m'); 'Field (Oe)' -> ('h', 'oe'); 'J_over_Js' -> ('j', '1');
+    'J' -> ('j', None); unknown quantity -> ('', unit)."""
     text = name.strip().lstrip("\ufeff")
     low = text.lower().replace(" ", "_")
-    if re.fullmatch(r"(j_?(over|/)_?js|m_?(over|/)_?ms|j/js|m/ms)", low):
+    if re.fullmatch(r"(j_?(over|/)_?js|m_?(over|/)_?ms)", low):
         return low[0], "1"
-    m = _HEADER_RE.match(text)
-    if not m:
-        return "", None
-    unit = m.group("u1") or m.group("u2")
-    return m.group("q").lower().replace("µ", "mu"), (_norm_unit(unit) if unit else None)
+    m = _UNIT_IN_BRACKETS.match(text)
+    if m:
+        q = m.group("q").strip().lower().replace(" ", "_")
+        return QUANTITIES.get(q, ""), _norm_unit(m.group("u"))
+    for q in sorted(QUANTITIES, key=len, reverse=True):
+        if low == q:
+            return QUANTITIES[q], None
+        if low.startswith(q + "_"):
+            return QUANTITIES[q], _norm_unit(text[len(q) + 1:])
+    return "", None
 
 
 def _field_factor(q: str, unit: str | None, col: str, path) -> float:
@@ -139,9 +152,12 @@ def read_measured_curve(path: str | os.PathLike, units: Mapping[str, str] | None
         qm = qm or ("m" if um in M_UNITS else "j")
     if qf not in ("mu0h", "h"):
         raise InputError(f"first column {header[0]!r} is not a field (expected mu0H_<unit> or H_<unit>)", path)
-    if qm not in ("j", "m", "b"):
+    if qm not in ("j", "m", "b", "moment"):
         raise InputError(f"second column {header[1]!r} is not a magnetisation "
                          "(expected J_<unit>, M_<unit> or J_over_Js)", path)
+    if qm == "moment":
+        raise InputError(f"column {header[1]!r} is a magnetic moment: divide by the sample volume "
+                         "and give M (e.g. M_emu_per_cm3) or J", path)
     if qm == "b":
         raise InputError(f"column {header[1]!r}: B curves are not supported, give J or M", path)
     f_field = _field_factor(qf, uf, header[0], path)
