@@ -3,7 +3,9 @@
 The CSV has a header row naming two columns (field first, magnetisation second, extra
 columns ignored). Units come from the header, as ``<quantity>_<unit>`` or
 ``<quantity> (<unit>)`` / ``<quantity> [<unit>]``, e.g. ``mu0H_T,J_T``,
-``H_kA_per_m,M_kA_per_m``, ``H (Oe),M (emu/cm3)``, ``mu0H_T,J_over_Js``; or, when the header
+``H_kA_per_m,M_kA_per_m``, ``Field (Oe),Magnetization (emu/cc)``, ``mu0H_T,J_over_Js``
+(quantities: mu0H, H, Field, Applied Field; J, Polarisation, 4piM; M, Magnetisation;
+J_over_Js, M/Ms; a magnetic *moment* column is refused); or, when the header
 has no units, from ``units = {"field": "kA/m", "magnetisation": "emu/cm3"}`` (config
 ``samples.<name>.measured_units`` or ``analysis.measured_units``).
 
