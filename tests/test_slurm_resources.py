@@ -142,3 +142,12 @@ def test_slurm_profile_options_exist_in_installed_plugin(tmp_path):
                            [sys.executable, "-m", "snakemake", "--profile", str(ROOT / "profiles" / profile), "-n"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, f"profiles/{profile}: {r.stderr[-2000:]}"
+
+
+def test_schema_defaults_match_library_defaults():
+    from magtwin.config import load_yaml, validate_config
+
+    cfg = validate_config({}, ROOT / "workflow/schemas/config.schema.yaml")
+    assert cfg["hpc"] == R.DEFAULTS
+    cfg = validate_config(load_yaml(ROOT / "config/config.yaml"), ROOT / "workflow/schemas/config.schema.yaml")
+    assert R.settings(cfg["hpc"]) == R.DEFAULTS
