@@ -43,8 +43,9 @@ def to_grid(mesh: MeshData):
                                np.asarray(mesh.points_nm, float))
     kind_of = mesh.region_kind()
     grid.cell_data["region"] = np.asarray(mesh.region_id, np.int32)
-    grid.cell_data["kind_index"] = np.array(
-        [("grain", "gb", "tj").index(kind_of.get(int(r), "grain")) for r in mesh.region_id], np.int32)
+    ids = np.unique(mesh.region_id)
+    kind_index = np.array([("grain", "gb", "tj").index(kind_of.get(int(r), "grain")) for r in ids], np.int32)
+    grid.cell_data["kind_index"] = kind_index[np.searchsorted(ids, mesh.region_id)]
     return grid
 
 

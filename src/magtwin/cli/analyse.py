@@ -32,6 +32,16 @@ def _demag(text: str):
     return v
 
 
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"demagnetising factor must be in [0, 1], got {v}")
+    return v
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("curves", nargs="+", type=Path, metavar="CURVE.h5",
                    help="simulate artefacts (08_simulate/{point}.h5); point name = file stem")
@@ -42,7 +52,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="workflow config: sweep point parameters from its `sweep` section")
     p.add_argument("--measured-units", type=_units,
                    help="units when the CSV header has none, e.g. field=kA/m,magnetisation=emu/cm3")
-    p.add_argument("--measured-demag-factor", type=float, default=0.0,
+    p.add_argument("--measured-demag-factor", type=_fraction, default=0.0,
                    help="demagnetising factor of the measured sample (0 for a closed-circuit hysteresisgraph)")
 
 
