@@ -88,6 +88,11 @@ def _check_section(sec: Any, where: str, source, allow_axis: bool) -> dict:
             continue
         if k not in PARAMS:
             raise ConfigError(f"unknown key '{where}.{k}' (expected {', '.join(PARAMS)})", source)
+        if isinstance(v, str):  # PyYAML reads 4.9e6 (no sign in the exponent) as a string
+            try:
+                v = float(v)
+            except ValueError:
+                pass
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ConfigError(f"'{where}.{k}' must be a number, got {v!r}", source)
         if v < 0:
