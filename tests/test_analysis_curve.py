@@ -87,3 +87,15 @@ def test_prism_demagnetising_factors():
     assert np.trace(prism_demag_tensor([1.0, 2.0, 3.0])) == pytest.approx(1.0, rel=1e-12)
     assert prism_demag_factor(1000, 1000, 1) > 0.99
     assert prism_demag_factor(1, 1, 1000) < 0.001
+
+
+def test_square_jump_sheared_by_demag_keeps_hk_at_most_hc():
+    """A vertical jump of the apparent curve of a cube (N = 1/3) at µ0H_ext = -2 T is
+    re-entrant after the shear; HcJ stays 2 T (J = 0 there, H_int = H_ext), the knee is
+    inside the jump, so Hk = HcJ and the squareness is 1 (not above)."""
+    field = np.linspace(3, -4, 701)
+    J = np.where(field > -2.0 - 1e-9, 1.4, -1.4)
+    m = curve_metrics(field, J, Js_T=1.4, N=1 / 3)
+    assert m.mu0Hc_T == pytest.approx(2.005, abs=0.006)
+    assert m.squareness_Hk_over_Hc == pytest.approx(1.0)
+    assert any("knee inside the reversal jump" in n for n in m.notes)

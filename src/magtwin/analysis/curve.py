@@ -12,7 +12,8 @@ Definitions (``curve_metrics``):
   there). A curve that never reaches J = 0 has ``mu0Hc_T = nan`` and the note
   "beyond the field range".
 * **Jr** — remanence: J where the *internal* field first reaches 0.
-* **µ0Hk** — knee field: −µ0H_int where J first falls to 0.9 Jr after remanence.
+* **µ0Hk** — knee field: −µ0H_int where J first falls to 0.9 Jr after remanence; when that
+  happens inside an irreversible jump that the shear makes re-entrant (Hk > HcJ), Hk = HcJ.
 * **squareness** — Hk/HcJ, the squareness ratio of Nd-Fe-B data sheets (1 for an ideal
   square loop; e.g. J. M. D. Coey, *Magnetism and Magnetic Materials*, CUP 2010, ch. 13).
   ``Jr_over_Js`` (remanence ratio) is reported beside it.
@@ -185,6 +186,11 @@ def curve_metrics(field_T, J_T, direction=(0.0, 0.0, 1.0), Js_T: float = np.nan,
         m.notes.append(f"Hk {BEYOND_RANGE}")
     else:
         m.mu0Hk_T = -interp_at(Hint, pos_k)
+        if np.isfinite(m.mu0Hc_T) and m.mu0Hk_T > m.mu0Hc_T:
+            # An irreversible jump at fixed applied field becomes re-entrant when sheared
+            # (H_int = H_ext − N J rises as J falls): the knee lies inside the jump.
+            m.mu0Hk_T = m.mu0Hc_T
+            m.notes.append("knee inside the reversal jump: Hk = HcJ")
         if np.isfinite(m.mu0Hc_T) and m.mu0Hc_T > 0:
             m.squareness_Hk_over_Hc = m.mu0Hk_T / m.mu0Hc_T
 

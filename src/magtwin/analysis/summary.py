@@ -212,7 +212,7 @@ def analyse_sweep(
             continue
         params = dict(point_params.get(name) or point_parameters_of(c))
         row.update(params)
-        row["field_angle_deg"] = c.field_angle_deg
+        row.setdefault("field_angle_deg", c.field_angle_deg)
         c_mesh = snapshot_mesh(path, mesh)
         N, treatment = _demag(demag_factor, c, c_mesh)
         treatments.add(treatment)
