@@ -232,12 +232,20 @@ def _rsa_voxel_seeds(n, d_min, metric, shape, row0, voxel, rng, max_rounds=30):
     """Random sequential addition of ``n`` voxel-centre seeds, pairwise scaled distance >= d_min."""
     nz, ny, nx = shape
     vz, vy, vx = voxel
+    n_vox = nz * (ny - row0) * nx
+    if n * 8 > n_vox:
+        raise ConfigError(
+            f"synth: {n} grains in {n_vox} sample voxels would be smaller than 8 voxels each; use "
+            f"fewer or larger grains (or a finer voxel grid)", None)
     accepted = np.empty((0, 3))
     for _ in range(max_rounds):
         m = max(64, 4 * (n - len(accepted)))
-        kk = rng.integers(0, nz, m)
-        rr = rng.integers(row0, ny, m)
-        cc = rng.integers(0, nx, m)
+        lin = rng.integers(0, n_vox, m)
+        _, first = np.unique(lin, return_index=True)   # distinct voxels, in random order
+        lin = lin[np.sort(first)]
+        m = len(lin)
+        kk, rr, cc = np.unravel_index(lin, (nz, ny - row0, nx))
+        rr = rr + row0
         cand = np.stack([cc * vx, rr * vy, kk * vz], axis=1).astype(np.float64)
         qc = cand @ metric
         ok = np.ones(m, bool)
