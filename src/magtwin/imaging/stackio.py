@@ -49,3 +49,28 @@ def voxel_size_of(f: h5py.File, path: str | os.PathLike) -> tuple[float, float, 
 def progress(stage: str, k: int, n: int, every: int = 50) -> None:
     if k == n - 1 or (k + 1) % every == 0:
         log.info("%s: slice %d/%d", stage, k + 1, n)
+
+
+def cli_params(section: str, config_path=None, settings=()) -> dict:
+    """Stage parameters for a CLI call: the ``section`` of a workflow config file (if given),
+    then ``KEY=VALUE`` overrides (YAML values). Raises :class:`ConfigError` on bad input."""
+    import yaml
+
+    from magtwin.config import load_yaml
+
+    params: dict[str, Any] = {}
+    if config_path is not None:
+        cfg = load_yaml(config_path) or {}
+        sec = cfg.get(section) or {}
+        if not isinstance(sec, dict):
+            raise ConfigError(f"{section}: must be a mapping", config_path)
+        params.update(sec)
+    for item in settings:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set: expected KEY=VALUE, got {item!r}")
+        try:
+            params[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set: cannot parse the value of {key.strip()!r}: {value!r}") from None
+    return params

@@ -1,0 +1,31 @@
+"""``magtwin grains``: 04_segment.h5 -> 05_grains.h5 (link 2D grain sections into 3D grains: label volume and grain table)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from magtwin.cli._common import add_out_argument
+
+
+def register(sub) -> None:
+    p = sub.add_parser("grains", help="link 2D grain sections into 3D grains: label volume and grain table",
+                       description="Stage 'grains': reads 04_segment.h5, writes 05_grains.h5. Parameters are the "
+                                   "'grains' section of the workflow config (see "
+                                   "workflow/schemas/config.schema.yaml); defaults apply to "
+                                   "anything not given.")
+    p.add_argument("input", type=Path, metavar="IN.h5", help="input artefact (04_segment.h5)")
+    add_out_argument(p)
+    p.add_argument("--config", type=Path, metavar="CONFIG.yaml",
+                   help="workflow config whose 'grains' section gives the parameters")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one parameter (YAML value), e.g. --set min_grain_voxels=200")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> None:
+    from magtwin.reconstruct.grains import run_grains
+    from magtwin.imaging.stackio import cli_params
+
+    quality = run_grains(args.input, args.out, cli_params("grains", args.config, args.set))
+    print(json.dumps(quality, sort_keys=True))
