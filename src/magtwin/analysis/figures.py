@@ -109,7 +109,7 @@ def plot_curves(s: Mapping) -> plt.Figure:
     ax.set_xlabel(r"internal field $\mu_0H_\mathrm{int}$ (T)")
     ax.set_ylabel(r"$J/J_s$" if normalised else r"polarisation $J$ along the field (T)")
     ax.set_title("demagnetisation curves (second quadrant)")
-    ax.legend(fontsize=7, ncol=2 if len(curves) > 6 else 1, loc="lower left")
+    ax.legend(fontsize=7, ncol=2 if len(curves) > 16 else 1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     del rows
     return fig
 
@@ -183,7 +183,7 @@ def plot_fit(s: Mapping) -> plt.Figure:
     rows = s["rows"]
     res = fit["residuals"]
     units = "T" if fit["units"] == "T" else "$J_s$"
-    swept = [k for k in _swept(rows) if k in fit.get("optimum", {})] or _swept(rows)[:1]
+    swept = [k for k in _swept(rows) if _groups(rows, k, _swept(rows))]
     n = max(len(swept), 1) + 1
     fig, axes = plt.subplots(1, n, figsize=(4.4 * n, 4.0), squeeze=False)
     ax = axes[0, 0]

@@ -324,8 +324,8 @@ def read_summary(h5_path: str | os.PathLike) -> dict:
             data[c] = ds.asstr()[...].tolist() if ds.dtype.kind == "O" else ds[...].tolist()
         n = len(data["point"])
         rows = [{c: data[c][i] for c in cols} for i in range(n)]
-        curves = {k: (f[f"curves/{k}/field_int_T"][...], f[f"curves/{k}/J_along_field"][...])
-                  for k in (f["curves"] if "curves" in f else [])}
+        names = [r["point"] for r in rows if "curves" in f and r["point"] in f["curves"]]
+        curves = {k: (f[f"curves/{k}/field_int_T"][...], f[f"curves/{k}/J_along_field"][...]) for k in names}
         measured = None
         if "measured" in f:
             measured = (f["measured/field_int_T"][...], f["measured/J"][...], bool(f["measured"].attrs["normalised"]))
