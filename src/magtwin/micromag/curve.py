@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from dataclasses import dataclass, field as dc_field
 
 import numpy as np
@@ -21,6 +22,7 @@ from mpi4py import MPI
 
 from magtwin.errors import ConfigError
 from magtwin.io.mesh_artefact import MeshData, check_mesh
+from magtwin.micromag.checkpoint import Interrupted, SignalFlag, fingerprint, read_checkpoint, write_checkpoint
 from magtwin.micromag.demag import Demag
 from magtwin.micromag.effective import EffectiveField
 from magtwin.micromag.materials import resolve_materials
@@ -36,7 +38,7 @@ SOLVER_DEFAULTS = {
     "snapshot_every": 0, "snapshot_fields_T": [],
     "demag_pc": "gamg", "demag_rtol": 1e-9, "air_inner_ratio": 1.5, "air_shell_ratio": 2.0,
     "air_shell_layers": 8, "air_sphere_subdivisions": 3, "air_quality": 1.4,
-    "air_max_volume_nm3": None,
+    "air_max_volume_nm3": None, "checkpoint_interval_s": 600.0,
 }
 
 
@@ -104,6 +106,8 @@ def check_settings(field: dict, solver: dict, source=None) -> tuple[dict, dict]:
     for k in ("torque_tol_T", "max_angle_rad", "jump_threshold", "refine_tol_T", "demag_rtol"):
         if not isinstance(s[k], (int, float)) or s[k] <= 0:
             raise ConfigError(f"solver '{k}' must be a positive number, got {s[k]!r}", source)
+    if not isinstance(s["checkpoint_interval_s"], (int, float)) or s["checkpoint_interval_s"] < 0:
+        raise ConfigError(f"solver 'checkpoint_interval_s' must be a number >= 0, got {s['checkpoint_interval_s']!r}", source)
     for k in ("max_iterations", "max_refinements", "snapshot_every"):
         if isinstance(s[k], bool) or not isinstance(s[k], int) or s[k] < 0:
             raise ConfigError(f"solver '{k}' must be a non-negative integer, got {s[k]!r}", source)
@@ -145,40 +149,118 @@ class Simulation:
         self.h = field_direction(mesh.alignment_axis, self.field["angle_deg"])
         self.js_mean = self.state.total_js_vol / self.state.total_volume
 
-    def relax(self, b_T: float):
+    def relax(self, b_T: float, callback=None):
         self.effective.b_ext = b_T * self.h
         s = self.solver
         return minimize(self.effective, torque_tol_T=s["torque_tol_T"], max_iterations=s["max_iterations"],
-                        max_angle_rad=s["max_angle_rad"])
+                        max_angle_rad=s["max_angle_rad"], callback=callback)
 
     def parameters(self) -> dict:
         return {"materials": self.materials.table, "field": self.field, "solver": self.solver}
 
-    def run(self) -> Curve:
+    def fingerprint(self) -> str:
+        return fingerprint(self.mesh, self.materials.table, self.field, self.solver)
+
+    def run(self, checkpoint_path=None) -> Curve:
+        """Sweep the field; with ``checkpoint_path``, resume from it when present and write it
+        periodically and on SIGTERM/SIGUSR1 (see :mod:`magtwin.micromag.checkpoint`)."""
+        with SignalFlag() as sig:
+            return self._run(Path(checkpoint_path) if checkpoint_path else None, sig)
+
+    def _run(self, ckpt: Path | None, sig: SignalFlag) -> Curve:
         st, s, f = self.state, self.solver, self.field
-        st.set_uniform(self.h)
+        comm = st.comm
         grid = list(field_grid(f["start_T"], f["stop_T"], f["step_T"]))
         thresh = s["jump_threshold"] * max(self.js_mean, 1e-12)
-        pts: list[dict] = []
+        pts: list[dict] = []        # "m" (local) kept only for the last point
         jumps: list[tuple[float, float]] = []
-        snaps_at: set[int] = set()
+        snapshots: dict[int, np.ndarray] = {}      # rank 0: point -> m (input order)
+        snap_fields = sorted(s["snapshot_fields_T"], reverse=True)
+        fp = self.fingerprint() if ckpt is not None else ""
+        i = n_ref = 0
+        st.set_uniform(self.h)
+        if ckpt is not None and ckpt.exists():
+            meta, m_full, snaps = read_checkpoint(ckpt, fp)
+            pts = meta["points"]
+            for p in pts:
+                p["J"] = np.asarray(p["J"])
+            i, n_ref = meta["i"], meta["n_ref"]
+            jumps = [tuple(j) for j in meta["jumps"]]
+            snapshots = snaps if st.rank == 0 else {}
+            st.scatter_m(m_full)
+            if pts:
+                pts[-1]["m"] = st.m_local.copy()
+            log.info("resumed from %s at point %d (field %+.4f T)", ckpt, len(pts),
+                     pts[-1]["field"] if pts else grid[0])
+        t_ckpt = MPI.Wtime()
+        safe = {"n": len(pts), "i": i, "n_ref": n_ref, "n_jumps": len(jumps),
+                "m": pts[-1]["m"] if pts else st.m_local.copy()}
+
+        def snapshot(k):
+            if k in snapshots or k < 0 or k >= len(pts):
+                return
+            if pts[k].get("m") is None:
+                return
+            st_m = st.m_local.copy()
+            st.m_local[:] = pts[k]["m"]
+            g = st.gather_m(root=0)
+            st.m_local[:] = st_m
+            if st.rank == 0:
+                snapshots[k] = g
 
         def record(b, res):
             J = st.mean_polarisation()
+            if pts:
+                pts[-1]["m"] = None
             pts.append({"field": b, "J": J, "Jh": float(J @ self.h), "E": self.effective.energies(),
                         "it": res.iterations, "conv": res.converged, "tq": res.max_torque_T,
                         "m": st.m_local.copy()})
             log.info("field %+.4f T  J.h %+.4f T  iterations %d%s", b, pts[-1]["Jh"], res.iterations,
                      "" if res.converged else "  NOT CONVERGED")
-            if s["snapshot_every"] and (len(pts) - 1) % s["snapshot_every"] == 0:
-                snaps_at.add(len(pts) - 1)
+            k = len(pts) - 1
+            if k == 0 or (s["snapshot_every"] and k % s["snapshot_every"] == 0):
+                snapshot(k)
+            while snap_fields and b <= snap_fields[0] + 1e-12:
+                snap_fields.pop(0)
+                snapshot(k)
             return pts[-1]
 
-        i = 0
-        n_ref = 0
+        def save():
+            cur = st.m_local.copy()
+            st.m_local[:] = safe["m"]
+            m_full = st.gather_m(root=0)
+            st.m_local[:] = cur
+            if st.rank == 0:
+                meta = {"points": [{k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                                    for k, v in p.items() if k != "m"} for p in pts[:safe["n"]]],
+                        "i": safe["i"], "n_ref": safe["n_ref"], "jumps": jumps[:safe["n_jumps"]]}
+                write_checkpoint(ckpt, fp, meta, m_full,
+                                 {k: v for k, v in snapshots.items() if k < safe["n"]})
+            comm.Barrier()
+
+        def mark_safe():
+            nonlocal t_ckpt
+            safe.update(n=len(pts), i=i, n_ref=n_ref, n_jumps=len(jumps), m=pts[-1]["m"])
+            if ckpt is None:
+                return
+            interval = float(s.get("checkpoint_interval_s") or 0)
+            due = interval > 0 and comm.allreduce(MPI.Wtime() - t_ckpt, op=MPI.MAX) >= interval
+            if due:
+                save()
+                t_ckpt = MPI.Wtime()
+            check_signal()
+
+        def check_signal(_it=None):
+            if (_it is None or _it % 20 == 0) and sig.pending(comm):
+                if ckpt is not None:
+                    save()
+                raise Interrupted(f"stopped by signal {sig.pending(comm)}; checkpoint written, run "
+                                  "the same command again to resume" if ckpt is not None else
+                                  "stopped by a signal (no checkpoint file configured)", ckpt)
+
         while i < len(grid):
             b = grid[i]
-            res = self.relax(b)
+            res = self.relax(b, check_signal)
             J = st.mean_polarisation()
             if pts and abs(float(J @ self.h) - pts[-1]["Jh"]) > thresh and n_ref < s["max_refinements"] \
                     and pts[-1]["field"] - b > s["refine_tol_T"]:
@@ -188,7 +270,7 @@ class Simulation:
                 while ha - hb > s["refine_tol_T"]:
                     hm = 0.5 * (ha + hb)
                     st.m_local[:] = pts[-1]["m"]
-                    r = self.relax(hm)
+                    r = self.relax(hm, check_signal)
                     if abs(float(st.mean_polarisation() @ self.h) - pts[-1]["Jh"]) > thresh:
                         hb, m_b, res_b = hm, st.m_local.copy(), r
                     else:
@@ -199,30 +281,26 @@ class Simulation:
                 self.effective.compute()
                 is_jump = abs(float(st.mean_polarisation() @ self.h) - pts[-1]["Jh"]) > thresh
                 if is_jump:  # else: a fast but smooth change, resolved by the bisection points
-                    snaps_at.add(len(pts) - 1)
+                    snapshot(len(pts) - 1)
                 record(hb, res_b)
                 if is_jump:
-                    snaps_at.add(len(pts) - 1)
+                    snapshot(len(pts) - 1)
                     jumps.append((ha, hb))
                     log.info("jump located between %+.4f and %+.4f T", ha, hb)
                 if hb <= b:
                     i += 1
+                mark_safe()
                 continue
             if pts and abs(float(J @ self.h) - pts[-1]["Jh"]) > thresh:
-                snaps_at.update({len(pts) - 1, len(pts)})
-            record(b, res)
+                snapshot(len(pts) - 1)
+                record(b, res)
+                snapshot(len(pts) - 1)
+            else:
+                record(b, res)
             i += 1
+            mark_safe()
 
-        snaps_at.update({0, len(pts) - 1})
-        for fs in s["snapshot_fields_T"]:
-            snaps_at.add(int(np.argmin([abs(p["field"] - fs) for p in pts])))
-        snapshots = {}
-        for k in sorted(snaps_at):
-            st.m_local[:] = pts[k]["m"]
-            g = st.gather_m(root=0)
-            if st.rank == 0:
-                snapshots[k] = g
-        st.m_local[:] = pts[-1]["m"]
+        snapshot(len(pts) - 1)
         terms = self.effective.terms
         dm = self.effective.demag
         return Curve(

@@ -40,6 +40,7 @@ def run_simulation(mesh_path, materials_path, out_path, field: dict, solver: dic
     ``settings_path`` (optional YAML with ``field:`` and ``solver:`` sections) is read first;
     ``field``/``solver`` entries override it. A curve with unconverged points is written to
     ``OUT.unconverged.h5`` instead and :class:`ConvergenceError` is raised (non-zero exit).
+    The run checkpoints to ``OUT.ckpt`` (resumed when present, removed at the end).
     """
     if comm.rank != 0:
         logging.getLogger("magtwin").setLevel(logging.WARNING)
@@ -61,12 +62,14 @@ def run_simulation(mesh_path, materials_path, out_path, field: dict, solver: dic
     st = sim.state
     log.info("magnet: %d nodes, %d elements, %d ranks; air nodes %d", st.n_nodes, len(mesh.tetrahedra),
              st.size, sim.effective.demag.n_air_nodes if sim.effective.demag else 0)
-    curve = sim.run()
     out = Path(out_path)
+    ckpt = out.with_name(out.name + ".ckpt")
+    curve = sim.run(checkpoint_path=ckpt)
     ok = bool(curve.converged.all())
     target = out if ok else out.with_name(out.stem + ".unconverged.h5")
     if comm.rank == 0:
         write_curve_artefact(target, curve, mesh, inputs=[mesh_path, materials_path])
+        ckpt.unlink(missing_ok=True)
     comm.Barrier()
     if not ok:
         bad = curve.field_T[~curve.converged]
