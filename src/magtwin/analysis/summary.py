@@ -221,6 +221,8 @@ def analyse_sweep(
             m.notes.append(f"{int((~c.converged).sum())} of {len(c.converged)} field steps not converged")
         row.update(m.as_row())
         row["converged_fraction"] = float(c.converged.mean())
+        log.info("%s: µ0HcJ %.4g T, Jr %.4g T, µ0Hk %.4g T, (BH)max %.4g kJ/m³%s", name, m.mu0Hc_T, m.Jr_T,
+                 m.mu0Hk_T, m.BHmax_kJ_per_m3, f" ({row['notes']})" if row["notes"] else "")
         Hint, Jh = intrinsic_curve(c.field_T, c.J_T, c.direction, N)
         curves[name] = (Hint, Jh / c.Js_mean_T if measured is not None and measured.normalised else Jh)
         row["_Js"] = c.Js_mean_T

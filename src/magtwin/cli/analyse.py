@@ -20,18 +20,6 @@ def _units(text: str) -> dict[str, str]:
     return out
 
 
-def _demag(text: str):
-    if text in ("auto", "none"):
-        return text
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected auto, none or a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"demagnetising factor must be in [0, 1], got {v}")
-    return v
-
-
 def _fraction(text: str) -> float:
     try:
         v = float(text)
@@ -40,6 +28,10 @@ def _fraction(text: str) -> float:
     if not 0.0 <= v <= 1.0:
         raise argparse.ArgumentTypeError(f"demagnetising factor must be in [0, 1], got {v}")
     return v
+
+
+def _demag(text: str):
+    return text if text in ("auto", "none") else _fraction(text)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -65,15 +57,21 @@ def _point_params(args) -> dict | None:
     return expand_sweep(cfg.get("sweep") or {})
 
 
-def run_analyse(args) -> int:
-    from magtwin.analysis.figures import make_figures
-    from magtwin.analysis.summary import analyse_sweep, read_summary, write_summary
+def _analyse(args):
+    from magtwin.analysis.summary import analyse_sweep
 
-    summary = analyse_sweep(
+    return analyse_sweep(
         args.curves, _point_params(args), mesh_path=args.mesh, demag_factor=args.demag_factor,
         measured_path=args.measured, measured_units=args.measured_units,
         measured_demag_factor=args.measured_demag_factor,
     )
+
+
+def run_analyse(args) -> int:
+    from magtwin.analysis.figures import make_figures
+    from magtwin.analysis.summary import read_summary, write_summary
+
+    summary = _analyse(args)
     csv_path = args.csv or args.out.with_suffix(".csv")
     params = {"demag_factor": args.demag_factor, "measured_demag_factor": args.measured_demag_factor,
               "measured_units": args.measured_units}
@@ -89,13 +87,7 @@ def run_analyse(args) -> int:
 
 
 def run_fit(args) -> int:
-    from magtwin.analysis.summary import analyse_sweep
-
-    summary = analyse_sweep(
-        args.curves, _point_params(args), mesh_path=args.mesh, demag_factor=args.demag_factor,
-        measured_path=args.measured, measured_units=args.measured_units,
-        measured_demag_factor=args.measured_demag_factor,
-    )
+    summary = _analyse(args)
     fit = summary.fit
     if fit.best_point is None:
         from magtwin.errors import InputError
