@@ -59,6 +59,7 @@ class SimulatedCurve:
     parameters: dict = field(default_factory=dict)
     snapshot_steps: list[int] = field(default_factory=list)
     demag_tensor: np.ndarray | None = None
+    magnet_volume_nm3: float = np.nan
 
 
 def load_curve(path: str | os.PathLike, name: str | None = None) -> SimulatedCurve:
@@ -79,12 +80,13 @@ def load_curve(path: str | os.PathLike, name: str | None = None) -> SimulatedCur
             params = json.loads(a["parameters_json"]) if "parameters_json" in a else {}
             steps = sorted(int(k) for k in f["snapshots"]) if "snapshots" in f else []
             N = np.asarray(a["demag_tensor"], float).reshape(3, 3) if "demag_tensor" in a else None
+            volume = float(a.get("magnet_volume_nm3", np.nan))
         except (KeyError, ValueError, TypeError) as exc:
             raise ArtefactError(f"simulate artefact lacks curve data ({exc})", path) from None
     if J_T.ndim != 2 or J_T.shape != (len(field_T), 3):
         raise ArtefactError(f"/curve/J_T has shape {J_T.shape}, expected ({len(field_T)}, 3)", path)
     return SimulatedCurve(name or Path(path).stem, path, field_T, J_T, direction / np.linalg.norm(direction),
-                          angle, Js, conv, params, steps, N)
+                          angle, Js, conv, params, steps, N, volume)
 
 
 class LazySnapshots(_AbcMapping):
@@ -144,8 +146,12 @@ def _demag(demag_factor: Any, curve: SimulatedCurve, mesh: MeshData | None) -> t
             return curve.demag_tensor, "tensor recorded by the solver"
         if mesh is not None:
             N = bounding_box_demag_tensor(mesh.points_nm)
-            return N, ("magnetometric tensor of the mesh bounding box (Aharoni 1998), "
-                       "diag = [%.4f, %.4f, %.4f]" % tuple(np.diag(N)))
+            text = ("magnetometric tensor of the mesh bounding box (Aharoni 1998), "
+                    "diag = [%.4f, %.4f, %.4f]" % tuple(np.diag(N)))
+            fill = curve.magnet_volume_nm3 / float(np.prod(np.ptp(mesh.points_nm, axis=0)))
+            if np.isfinite(fill) and abs(fill - 1.0) > 0.05:
+                text += f" (approximate: the magnet fills {100 * fill:.0f}% of its bounding box)"
+            return N, text
         return 0.0, "none (no mesh given for demag_factor: auto)"
     try:
         N = float(demag_factor)
