@@ -40,7 +40,7 @@ def test_sw_coercivity_versus_angle(psi):
 
 def test_ideal_square_loop_bhmax():
     """(BH)max of an ideal square loop with µ0Hc > Jr/2 is Jr²/(4µ0), at µ0H = -Jr/2
-    (J. M. D. Coey, Magnetism and Magnetic Materials, CUP 2010, ch. 13). The field steps
+    (J. M. D. Coey, Magnetism and Magnetic Materials, CUP 2010, on the energy product). The field steps
     (0.07 T) deliberately miss -Jr/2: the per-segment maximum must still be exact."""
     field = np.arange(3.0, -3.0, -0.07)
     J = np.where(field > -2.0, 1.4, -1.4)
@@ -54,7 +54,7 @@ def test_linear_recoil_curve_with_demagnetising_correction():
     (N = 1/3 by symmetry; Aharoni, J. Appl. Phys. 83, 3432 (1998)). Apparent field
     µ0H_ext = µ0H_int + N J. After the correction: Jr, Hk (J = 0.9 Jr at
     µ0H_int = -0.1 Jr/chi) and (BH)max = Jr²/(4 µ0 (1 + chi)) of a linear B(H) with recoil
-    permeability 1 + chi (Coey 2010, ch. 13)."""
+    permeability 1 + chi (maximise µ0H (µ0H (1 + chi) + Jr) over H < 0 by hand)."""
     Jr, chi, Hc = 1.3, 0.1, 1.5
     Hint = np.linspace(1.0, -2.0, 301)
     J = np.where(Hint > -Hc, Jr + chi * Hint, -Jr)

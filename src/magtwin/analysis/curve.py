@@ -14,13 +14,14 @@ Definitions (``curve_metrics``):
 * **Jr** — remanence: J where the *internal* field first reaches 0.
 * **µ0Hk** — knee field: −µ0H_int where J first falls to 0.9 Jr after remanence; when that
   happens inside an irreversible jump that the shear makes re-entrant (Hk > HcJ), Hk = HcJ.
-* **squareness** — Hk/HcJ, the squareness ratio of Nd-Fe-B data sheets (1 for an ideal
-  square loop; e.g. J. M. D. Coey, *Magnetism and Magnetic Materials*, CUP 2010, ch. 13).
+* **squareness** — Hk/HcJ, the squareness ratio quoted on sintered Nd-Fe-B data sheets
+  (1 for an ideal square loop; the knee field Hk at J = 0.9 Jr is the industrial convention).
   ``Jr_over_Js`` (remanence ratio) is reported beside it.
 * **(BH)max** — max of −B·H over the second quadrant of the intrinsic curve, with
   B = µ0H_int + J; on each linear segment the quadratic −B·H is maximised exactly, so the
   result does not depend on where the field steps fall. For an ideal square loop with
-  µ0HcJ > Jr/2 this gives Jr²/(4µ0) (Coey 2010, ch. 13).
+  µ0HcJ > Jr/2 this gives Jr²/(4µ0) (the upper bound of the energy product, e.g.
+  J. M. D. Coey, *Magnetism and Magnetic Materials*, CUP 2010, on permanent magnets).
 
 Demagnetising treatment: the simulated curve is the apparent curve of the modelled body;
 every metric except HcJ uses µ0H_int = µ0H_ext − h·(N J) (see :mod:`.demag`), with the N
