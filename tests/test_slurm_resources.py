@@ -87,6 +87,14 @@ def test_snakemake_resource_callables_read_the_mesh(tmp_path):
     assert solver_threads(hpc)(None, inp) == 3
     assert res["mem_mb"](None, inp, 1) == 3 * res["mem_mb_per_cpu"](None, inp, 1)
     assert res["runtime"](None, inp, 2) > res["runtime"](None, inp, 1)
+    # runtime 11 min -> a tenth is 66 s before the limit
+    assert res["runtime"](None, inp, 1) == 11 and res["slurm_extra"](None, inp, 1) == "--signal=USR1@66"
+
+
+def test_signal_lead_time():
+    assert R.signal_lead_s(5) == 60          # never less than SLURM's 60 s granularity
+    assert R.signal_lead_s(20) == 120        # a tenth of 20 min
+    assert R.signal_lead_s(24 * 60) == 300   # at most 5 min
 
 
 def test_bad_mesh_and_stack_inputs_name_the_file(tmp_path):
@@ -149,5 +157,7 @@ def test_schema_defaults_match_library_defaults():
 
     cfg = validate_config({}, ROOT / "workflow/schemas/config.schema.yaml")
     assert cfg["hpc"] == R.DEFAULTS
-    cfg = validate_config(load_yaml(ROOT / "config/config.yaml"), ROOT / "workflow/schemas/config.schema.yaml")
+    # only our section of config.yaml (the others have their own tests)
+    cfg = validate_config({"hpc": load_yaml(ROOT / "config/config.yaml")["hpc"]},
+                          ROOT / "workflow/schemas/config.schema.yaml")
     assert R.settings(cfg["hpc"]) == R.DEFAULTS

@@ -96,6 +96,13 @@ def solver_runtime_min(n_elements: int, tasks: int,
     return int(math.ceil(minutes * attempt))
 
 
+def signal_lead_s(runtime_min: float) -> int:
+    """Seconds before the time limit at which SLURM should warn the solver (``--signal``) so it
+    can write its checkpoint: a tenth of the run, between 60 s and 300 s. (SLURM may send the
+    signal up to 60 s early.)"""
+    return int(min(max(runtime_min * 60 / 10, 60), 300))
+
+
 def image_mem_mb(n_voxels: int, bytes_per_voxel: float = DEFAULTS["image_mem_bytes_per_voxel"],
                  base_mb: float = DEFAULTS["image_mem_mb_base"], attempt: int = 1) -> int:
     """Memory in MB of an image stage working on a stack of ``n_voxels`` voxels."""

@@ -26,6 +26,7 @@ from magtwin.hpc.resources import (
     image_mem_mb,
     mesh_element_count,
     settings,
+    signal_lead_s,
     solver_resources_for,
     stack_voxel_count,
 )
@@ -38,8 +39,9 @@ def _input_path(input: Any, key: str | int) -> str:
 def solver_resources(hpc: Mapping | None, input_key: str | int = "mesh",
                      launcher: str = "mpiexec") -> dict[str, Any]:
     """Resources of the solver rule: ``mpi``, ``tasks``, ``cpus_per_task`` (1: one core per
-    rank), ``mem_mb_per_cpu``, ``mem_mb`` (total, for the local scheduler) and ``runtime`` (min),
-    from the element count of the mesh artefact ``input[input_key]``."""
+    rank), ``mem_mb_per_cpu``, ``mem_mb`` (total, for the local scheduler), ``runtime`` (min)
+    and ``slurm_extra`` (``--signal=USR1@<s>`` before the limit), from the element count of the
+    mesh artefact ``input[input_key]``."""
     s = settings(hpc)
 
     def pick(name: str) -> Callable:
@@ -48,8 +50,15 @@ def solver_resources(hpc: Mapping | None, input_key: str | int = "mesh",
         f.__name__ = f"solver_{name}"
         return f
 
+    def slurm_extra(wildcards, input, attempt):
+        # USR1 to every rank (not the batch shell) shortly before the time limit: the solver
+        # writes its checkpoint and stops; the retry resumes from it.
+        runtime = solver_resources_for(mesh_element_count(_input_path(input, input_key)), s, attempt)["runtime"]
+        return f"--signal=USR1@{signal_lead_s(runtime)}"
+
     return {"mpi": launcher, "tasks": pick("tasks"), "cpus_per_task": 1,
-            "mem_mb_per_cpu": pick("mem_mb_per_cpu"), "mem_mb": pick("mem_mb"), "runtime": pick("runtime")}
+            "mem_mb_per_cpu": pick("mem_mb_per_cpu"), "mem_mb": pick("mem_mb"), "runtime": pick("runtime"),
+            "slurm_extra": slurm_extra}
 
 
 def solver_threads(hpc: Mapping | None, input_key: str | int = "mesh") -> Callable:
