@@ -97,12 +97,32 @@ class Microstructure:
             owner[unsure] = self._owner_scaled(q[unsure], 2 * k)
         return owner
 
-    def cells(self, points_nm: np.ndarray):
+    def plane_distances(self, owner: np.ndarray, pts: np.ndarray) -> np.ndarray:
+        """``(P, K)`` distances of ``pts`` to the face planes of cells ``owner`` (>= 0 inside)."""
+        # grouped by owner: one small matrix product per grain instead of gathering (P, K, 3)
+        order = np.argsort(owner, kind="stable")
+        so, sp = owner[order], pts[order]
+        starts = np.flatnonzero(np.r_[True, so[1:] != so[:-1]]) if len(so) else np.zeros(0, int)
+        ends = np.r_[starts[1:], len(so)]
+        res = np.empty((len(pts), self.neighbours.shape[1]))
+        for a, b in zip(starts, ends):
+            o = so[a]
+            res[a:b] = self.plane_offset[o] - sp[a:b] @ self.plane_normal[o].T
+        out = np.empty_like(res)
+        out[order] = res
+        return out
+
+    def cells(self, points_nm: np.ndarray, hint: np.ndarray | None = None):
         """Owner grain and distances to the face planes of its cell.
 
         Parameters
         ----------
         points_nm : (P, 3) world points
+        hint : (P,) optional guessed owners (-1 = none), e.g. the grain at the centre of the
+            pixel a sub-sample belongs to. A guess is accepted only when the point lies on the
+            inner side of all of that cell's faces (the cell is the intersection of those
+            half-spaces), else the neighbour across the most violated face is tried, then the
+            exact nearest-power search - so the result never depends on the hint.
 
         Returns
         -------
@@ -111,8 +131,26 @@ class Microstructure:
             its neighbours ``self.neighbours[owner]`` (inf for padding), unsorted
         """
         pts = np.asarray(points_nm, dtype=np.float64).reshape(-1, 3)
-        owner = self.owner(pts)
-        dist = self.plane_offset[owner] - np.einsum("pkc,pc->pk", self.plane_normal[owner], pts)
+        if hint is None:
+            owner = self.owner(pts)
+            return owner, self.plane_distances(owner, pts)
+        owner = np.asarray(hint, np.int64).copy()
+        dist = np.empty((len(pts), self.neighbours.shape[1]))
+        todo = np.flatnonzero(owner >= 0)
+        for _ in range(2):  # the hint, then the neighbour across its most violated face
+            if not len(todo):
+                break
+            d = self.plane_distances(owner[todo], pts[todo])
+            inside = d.min(axis=1) >= 0
+            dist[todo[inside]] = d[inside]
+            out = todo[~inside]
+            nxt = self.neighbours[owner[out], np.argmin(d[~inside], axis=1)]
+            owner[out] = nxt
+            todo = out
+        rest = np.union1d(todo, np.flatnonzero(np.asarray(hint) < 0))
+        if len(rest):
+            owner[rest] = self.owner(pts[rest])
+            dist[rest] = self.plane_distances(owner[rest], pts[rest])
         return owner, dist
 
 

@@ -52,24 +52,26 @@ class SceneRenderer:
         self._reach = 0.5 * (np.abs(nrm[..., 0]) * vx + np.abs(nrm[..., 1]) * vy)  # (n, K)
 
     # -- point evaluation ----------------------------------------------------------------
-    def _footprint(self, pts):
+    def _footprint(self, pts, hint=None):
         """Owner and the two smallest ``distance - pixel reach`` over the owner's faces: a face
         (slab of half-thickness h) touches the pixel footprint iff that value is < h."""
-        owner, dist = self.micro.cells(pts)
+        owner, dist = self.micro.cells(pts, hint)
         return owner, _two_smallest(dist - self._reach[owner])
 
-    def point_brightness(self, x: np.ndarray, y: np.ndarray, z: float) -> np.ndarray:
-        """Brightness at world points (``x``, ``y`` 1-D arrays in nm, one ``z``)."""
+    def point_brightness(self, x: np.ndarray, y: np.ndarray, z: float,
+                         hint: np.ndarray | None = None) -> np.ndarray:
+        """Brightness at world points (``x``, ``y`` 1-D arrays in nm, one ``z``); ``hint``:
+        optional guessed grain of each point (see :meth:`Microstructure.cells`)."""
         out = np.empty(len(x))
         capm = y < self.y_cap
         if capm.any():
             out[capm] = cap_intensity(x[capm], y[capm], self.segs, self.trench_nm,
                                       self.p["cap_intensity"], self.p["fiducial_intensity"])
-        s = ~capm
-        for sl in _chunks(int(s.sum())):
-            idx = np.flatnonzero(s)[sl]
+        sample = np.flatnonzero(~capm)
+        for sl in _chunks(len(sample)):
+            idx = sample[sl]
             pts = np.stack([x[idx], y[idx], np.full(len(idx), z)], axis=1)
-            owner, dist = self.micro.cells(pts)
+            owner, dist = self.micro.cells(pts, None if hint is None else hint[idx])
             d12 = _two_smallest(dist)
             val = self.grain_brightness[owner]
             if self.half_gb > 0:
@@ -78,6 +80,47 @@ class SceneRenderer:
                 val = np.where(d12[:, 1] < self.half_tj, self.p["tj_intensity"], val)
             out[idx] = val
         return out
+
+    def _centre_grid(self, ys: np.ndarray, xs: np.ndarray, z: float, block: int = 4):
+        """Owner ``(h, w)`` and two smallest footprint values ``(h, w, 2)`` at the pixel centres
+        ``ys x xs`` (world nm, all in the sample, below the cap).
+
+        Exact shortcut: cells are convex and face distances affine, so a block of pixels whose
+        four corner centres share their owner and lie farther than every thin phase from all
+        of its faces is entirely interior (its footprint values are reported as inf).
+        """
+        h, w = len(ys), len(xs)
+        owner = np.full((h, w), -1, np.int64)
+        e12 = np.full((h, w, 2), np.inf)
+        if h == 0 or w == 0:
+            return owner, e12
+        ci = np.unique(np.r_[np.arange(0, h, block), h - 1])
+        cj = np.unique(np.r_[np.arange(0, w, block), w - 1])
+        pure = np.zeros((h, w), bool)
+        hint = np.full((h, w), -1, np.int64)
+        if len(ci) > 1 and len(cj) > 1:
+            CY, CX = np.meshgrid(ys[ci], xs[cj], indexing="ij")
+            cpts = np.stack([CX.ravel(), CY.ravel(), np.full(CX.size, z)], axis=1)
+            co, ce = self._footprint(cpts)
+            co = co.reshape(CX.shape)
+            ok = ce[:, 0].reshape(CX.shape) >= max(self.half_gb, self.half_tj, 1e-9)
+            tl = co[:-1, :-1]
+            pure_b = ((tl == co[1:, :-1]) & (tl == co[:-1, 1:]) & (tl == co[1:, 1:])
+                      & ok[:-1, :-1] & ok[1:, :-1] & ok[:-1, 1:] & ok[1:, 1:])
+            bi = np.clip(np.searchsorted(ci, np.arange(h), "right") - 1, 0, len(ci) - 2)
+            bj = np.clip(np.searchsorted(cj, np.arange(w), "right") - 1, 0, len(cj) - 2)
+            pure = pure_b[bi][:, bj]
+            hint = tl[bi][:, bj]
+            owner[pure] = hint[pure]
+        rest = np.flatnonzero(~pure.ravel())
+        if len(rest):
+            Y, X = np.meshgrid(ys, xs, indexing="ij")
+            Y, X, hint, owner_f, e12_f = Y.ravel(), X.ravel(), hint.ravel(), owner.ravel(), e12.reshape(-1, 2)
+            for sl in _chunks(len(rest)):
+                idx = rest[sl]
+                pts = np.stack([X[idx], Y[idx], np.full(len(idx), z)], axis=1)
+                owner_f[idx], e12_f[idx] = self._footprint(pts, hint[idx])
+        return owner, e12
 
     # -- images --------------------------------------------------------------------------
     def ideal_window(self, k: int, origin_px, shape) -> np.ndarray:
@@ -90,38 +133,37 @@ class SceneRenderer:
         ys = (float(origin_px[0]) - m + np.arange(h)) * vy
         xs = (float(origin_px[1]) - m + np.arange(w)) * vx
         z = k * vz
-        Y, X = np.meshgrid(ys, xs, indexing="ij")
-        Y, X = Y.ravel(), X.ravel()
-        img = np.empty(h * w)
-        # cap pixels: sub-sample only near the cap/sample interface and the trench edges
-        capm = Y < self.y_cap
-        mixed = np.abs(Y - self.y_cap) < vy
-        if capm.any():
-            ci = np.flatnonzero(capm)
-            img[ci] = cap_intensity(X[ci], Y[ci], self.segs, self.trench_nm,
-                                    self.p["cap_intensity"], self.p["fiducial_intensity"])
+        img = np.empty((h, w))
+        mixed = np.zeros((h, w), bool)
+        owner = np.full((h, w), -1, np.int64)
+        cap_r = ys < self.y_cap
+        if cap_r.any():
+            Yc, Xc = np.meshgrid(ys[cap_r], xs, indexing="ij")
+            img[cap_r] = cap_intensity(Xc, Yc, self.segs, self.trench_nm,
+                                       self.p["cap_intensity"], self.p["fiducial_intensity"])
             if len(self.segs):
+                # trench edges are sub-sampled
                 half_diag = 0.5 * np.hypot(vx, vy)
-                mixed[ci] |= np.abs(segment_distance(X[ci], Y[ci], self.segs) - 0.5 * self.trench_nm) \
-                    < half_diag
-        s = ~(mixed | capm)
-        for sl in _chunks(int(s.sum())):
-            idx = np.flatnonzero(s)[sl]
-            pts = np.stack([X[idx], Y[idx], np.full(len(idx), z)], axis=1)
-            owner, e12 = self._footprint(pts)
-            img[idx] = self.grain_brightness[owner]
+                mixed[cap_r] = np.abs(segment_distance(Xc, Yc, self.segs) - 0.5 * self.trench_nm) < half_diag
+        s_r = ~cap_r
+        if s_r.any():
+            o, e12 = self._centre_grid(ys[s_r], xs, z)
+            owner[s_r] = o
+            img[s_r] = self.grain_brightness[o]
             # a face, a GB slab or a TJ pocket touches the pixel: render by area fraction
-            mixed[idx] = (e12[:, 0] < max(self.half_gb, 1e-9)) | (e12[:, 1] < self.half_tj)
+            mixed[s_r] = (e12[..., 0] < max(self.half_gb, 1e-9)) | (e12[..., 1] < self.half_tj)
+        mixed[np.abs(ys - self.y_cap) < vy] = True   # the cap / sample interface
         ss = int(self.p["supersample"])
-        mi = np.flatnonzero(mixed)
+        mi = np.flatnonzero(mixed.ravel())
         if len(mi):
+            Y, X = np.meshgrid(ys, xs, indexing="ij")
             off = ((np.arange(ss) + 0.5) / ss - 0.5)
             oy, ox = np.meshgrid(off * vy, off * vx, indexing="ij")
-            sub_y = (Y[mi][:, None] + oy.ravel()[None, :]).ravel()
-            sub_x = (X[mi][:, None] + ox.ravel()[None, :]).ravel()
-            val = self.point_brightness(sub_x, sub_y, z).reshape(len(mi), ss * ss)
-            img[mi] = val.mean(axis=1)
-        img = img.reshape(h, w)
+            sub_y = (Y.ravel()[mi][:, None] + oy.ravel()[None, :]).ravel()
+            sub_x = (X.ravel()[mi][:, None] + ox.ravel()[None, :]).ravel()
+            hint = np.repeat(owner.ravel()[mi], ss * ss)
+            val = self.point_brightness(sub_x, sub_y, z, hint).reshape(len(mi), ss * ss)
+            img.ravel()[mi] = val.mean(axis=1)
         if sigma > 0:
             img = ndimage.gaussian_filter(img, sigma, mode="nearest")[m:h - m, m:w - m]
         return img
@@ -131,23 +173,15 @@ class SceneRenderer:
         index + 1, 0 in the cap), ``gb`` and ``tj`` (bool, phase touches the pixel)."""
         nz, ny, nx = self.p["shape_px"]
         vz, vy, vx = self.voxel
-        rows = np.arange(ny)
-        sample_rows = rows[rows * vy > self.y_cap]
-        Y, X = np.meshgrid(sample_rows * vy, np.arange(nx) * vx, indexing="ij")
-        pts = np.stack([X.ravel(), Y.ravel(), np.full(X.size, k * vz)], axis=1)
+        ys = np.arange(ny) * vy
+        s_r = ys > self.y_cap
         lab = np.zeros((ny, nx), np.uint32)
         gb = np.zeros((ny, nx), bool)
         tj = np.zeros((ny, nx), bool)
-        L, G, T = (np.empty(len(pts), np.uint32), np.zeros(len(pts), bool), np.zeros(len(pts), bool))
-        for sl in _chunks(len(pts)):
-            owner, e12 = self._footprint(pts[sl])
-            L[sl] = owner + 1
-            G[sl] = e12[:, 0] < self.half_gb
-            T[sl] = e12[:, 1] < self.half_tj
-        r0 = ny - len(sample_rows)
-        lab[r0:] = L.reshape(-1, nx)
-        gb[r0:] = G.reshape(-1, nx)
-        tj[r0:] = T.reshape(-1, nx)
+        o, e12 = self._centre_grid(ys[s_r], np.arange(nx) * vx, k * vz)
+        lab[s_r] = o + 1
+        gb[s_r] = e12[..., 0] < self.half_gb
+        tj[s_r] = e12[..., 1] < self.half_tj
         return lab, gb, tj
 
 
@@ -155,8 +189,12 @@ def _two_smallest(d: np.ndarray) -> np.ndarray:
     """``(P, 2)`` smallest and second-smallest value per row (inf when a row has one)."""
     if d.shape[1] == 1:
         return np.column_stack([d[:, 0], np.full(len(d), np.inf)])
-    part = np.partition(d, 1, axis=1)[:, :2]
-    return np.sort(part, axis=1)
+    d = d.copy()
+    rows = np.arange(len(d))
+    first = d.argmin(axis=1)
+    m1 = d[rows, first]
+    d[rows, first] = np.inf
+    return np.column_stack([m1, d.min(axis=1)])
 
 
 def _chunks(n: int, size: int = _CHUNK):
