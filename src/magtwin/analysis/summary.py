@@ -31,7 +31,7 @@ from magtwin.analysis.demag import bounding_box_demag_tensor
 from magtwin.analysis.fit import FitResult, fit_to_measured
 from magtwin.analysis.measured import read_measured_curve
 from magtwin.analysis.nucleation import find_nucleation
-from magtwin.errors import ConfigError, MagtwinError
+from magtwin.errors import ArtefactError, ConfigError, MagtwinError
 from magtwin.io.artefact import ArtefactWriter, open_artefact
 from magtwin.io.mesh_artefact import MeshData, read_mesh_artefact
 from magtwin.sweep import PARAMETERS
@@ -64,8 +64,6 @@ class SimulatedCurve:
 
 def load_curve(path: str | os.PathLike, name: str | None = None) -> SimulatedCurve:
     """Read the curve of a ``simulate`` artefact; ArtefactError naming the file if unusable."""
-    from magtwin.errors import ArtefactError
-
     path = os.fspath(path)
     with open_artefact(path, "simulate") as f:
         try:
@@ -231,7 +229,6 @@ def analyse_sweep(
                  m.mu0Hk_T, m.BHmax_kJ_per_m3, f" ({row['notes']})" if row["notes"] else "")
         Hint, Jh = intrinsic_curve(c.field_T, c.J_T, c.direction, N)
         curves[name] = (Hint, Jh / c.Js_mean_T if measured is not None and measured.normalised else Jh)
-        row["_Js"] = c.Js_mean_T
         if c_mesh is not None and c.snapshot_steps:
             try:
                 nuc = find_nucleation(c_mesh, load_snapshots(path), c.field_T, c.direction)
@@ -244,16 +241,14 @@ def analyse_sweep(
         rows.append(row)
 
     if rows and not curves:
-        from magtwin.errors import ArtefactError
         raise ArtefactError(f"none of the {len(rows)} curve artefacts could be read "
                             f"(first: {rows[0]['notes'].removeprefix('not analysed: ')})")
     summary = Summary(rows, [], curves, demag_treatment="; ".join(sorted(treatments)))
     if measured is not None:
         Hm, Jm = intrinsic_curve(measured.field_T, measured.J, (0, 0, 1.0), float(measured_demag_factor))
         summary.measured, summary.measured_normalised = (Hm, Jm), measured.normalised
-        fitted = {n: curves[n] for n in curves}
         params_for_fit = {r["point"]: {k: r[k] for k in PARAMETERS if k in r} for r in rows}
-        summary.fit = fit_to_measured(Hm, Jm, fitted, params_for_fit, n_grid, min_coverage,
+        summary.fit = fit_to_measured(Hm, Jm, curves, params_for_fit, n_grid, min_coverage,
                                       units="1" if measured.normalised else "T")
         col = "residual_" + ("normalised" if measured.normalised else "T")
         for r in rows:
@@ -261,8 +256,6 @@ def analyse_sweep(
             note = summary.fit.notes.get(r["point"])
             if note:
                 r["notes"] = "; ".join(filter(None, [r.get("notes", ""), note]))
-    for r in rows:
-        r.pop("_Js", None)
     swept = [k for k in PARAMETERS if any(k in r for r in rows)]
     extra = [k for k in ("converged_fraction", "residual_T", "residual_normalised", "nucleation_region",
                          "nucleation_kind", "nucleation_field_T") if any(k in r for r in rows)]
