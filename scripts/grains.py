@@ -4,4 +4,5 @@ from magtwin.rulescript import rule_logging
 from magtwin.reconstruct.grains import run_grains
 
 with rule_logging(snakemake):  # noqa: F821 (injected by Snakemake)
-    run_grains(snakemake.input[0], snakemake.output[0], dict(snakemake.params.grains))  # noqa: F821
+    sm = snakemake  # noqa: F821
+    run_grains(sm.input.segment, sm.output[0], dict(sm.params.grains), image_path=sm.input.image)

@@ -53,7 +53,8 @@ rule segment:
 rule grains:
     message: "link the grain sections of {wildcards.sample} into 3D grains"
     input:
-        f"{RESULTS}/{{sample}}/04_segment.h5",
+        segment=f"{RESULTS}/{{sample}}/04_segment.h5",
+        image=f"{RESULTS}/{{sample}}/03_align.h5",
     output:
         f"{RESULTS}/{{sample}}/05_grains.h5",
     params:

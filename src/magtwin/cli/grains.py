@@ -16,6 +16,9 @@ def register(sub) -> None:
                                    "anything not given.")
     p.add_argument("input", type=Path, metavar="IN.h5", help="input artefact (04_segment.h5)")
     add_out_argument(p)
+    p.add_argument("--image", type=Path, metavar="ALIGN.h5",
+                   help="aligned volume (03_align.h5): grain brightness then also decides which "
+                        "grains split along a weak border are joined (recommended)")
     p.add_argument("--config", type=Path, metavar="CONFIG.yaml",
                    help="workflow config whose 'grains' section gives the parameters")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -27,5 +30,6 @@ def _run(args) -> None:
     from magtwin.reconstruct.grains import run_grains
     from magtwin.imaging.stackio import cli_params
 
-    quality = run_grains(args.input, args.out, cli_params("grains", args.config, args.set))
+    quality = run_grains(args.input, args.out, cli_params("grains", args.config, args.set),
+                         image_path=args.image)
     print(json.dumps(quality, sort_keys=True))

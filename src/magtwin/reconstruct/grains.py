@@ -43,7 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "min_track_slices": 3,
     "gap_slices": 1,
     "min_grain_voxels": 100,
-    "merge_threshold_3d": 0.2,
+    "merge_threshold_3d": 0.3,
+    "merge_max_contrast": 0.12,
     "min_border_px": 50,
 }
 
@@ -317,16 +318,21 @@ def border_histograms(labels, boundary, n_bins: int = 64, b_max: float = 2.0) ->
     return hist
 
 
-def weak_border_merges(hist: dict, threshold: float, min_border_px: int, n_bins: int = 64,
-                       b_max: float = 2.0) -> dict[int, int]:
+def weak_border_merges(hist: dict, threshold: float, min_border_px: int,
+                       brightness: np.ndarray | None = None, max_contrast: float = np.inf,
+                       n_bins: int = 64, b_max: float = 2.0) -> dict[int, int]:
     """``{grain: grain it merges into}`` for touching grains whose border median of ``b``
-    (over all slices, at least ``min_border_px`` border samples) is below ``threshold``."""
+    (over all slices, at least ``min_border_px`` border samples) is below ``threshold`` and,
+    when ``brightness`` (per grain id) is given, whose brightness differs by less than
+    ``max_contrast`` (pieces of one grain share its orientation contrast)."""
     cand = []
     for (p, q), h in hist.items():
         n = h.sum()
         if n < min_border_px:
             continue
         med = (np.searchsorted(np.cumsum(h), 0.5 * n) + 0.5) * b_max / n_bins
+        if brightness is not None and not abs(brightness[p] - brightness[q]) < max_contrast:
+            continue
         if med < threshold:
             cand.append((med, p, q))
     parent: dict[int, int] = {}
@@ -343,9 +349,28 @@ def weak_border_merges(hist: dict, threshold: float, min_border_px: int, n_bins:
     return {x: find(x) for x in parent}
 
 
+def grain_brightness(labels, image, boundary, n_grains: int, interior_b: float = 0.2) -> np.ndarray:
+    """Mean image value of every grain over its interior pixels (GB evidence below
+    ``interior_b``), streamed over slices; index = grain id (NaN where unknown)."""
+    s = np.zeros(n_grains + 1)
+    c = np.zeros(n_grains + 1)
+    for z in range(labels.shape[0]):
+        lab = np.asarray(labels[z]).astype(np.int64)
+        img = np.asarray(image[z], np.float64)
+        sel = (lab > 0) & np.isfinite(img) & (np.asarray(boundary[z], np.float32) < interior_b)
+        s += np.bincount(lab[sel], img[sel], minlength=n_grains + 1)
+        c += np.bincount(lab[sel], minlength=n_grains + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return s / c
+
+
 def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
-               params: Mapping[str, Any] | None = None) -> dict:
+               params: Mapping[str, Any] | None = None,
+               image_path: str | os.PathLike | None = None) -> dict:
     """Stage 5: read ``04_segment.h5`` (stage "segment"), write ``05_grains.h5``.
+
+    ``image_path`` (optional): the aligned image (``03_align.h5``), whose grain brightness
+    is a second condition for joining grains along weak borders (``merge_max_contrast``).
 
     Output: ``labels`` uint32 (z, y, x), grain ids 1..n in the frame of slice 0
     (0 = unassigned); ``grain_table`` (n, len(TABLE_COLUMNS)) float64 with attr ``columns``;
@@ -357,7 +382,8 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
         lab2d = volume_of(f, in_path, name="labels2d", min_slices=1)
         vox = voxel_size_of(f, in_path)
         nz, ny, nx = lab2d.shape
-        with ArtefactWriter(out_path, "grains", p, inputs=[in_path]) as w:
+        inputs = [in_path] + ([image_path] if image_path is not None else [])
+        with ArtefactWriter(out_path, "grains", p, inputs=inputs) as w:
             out = w.create_volume("labels", (nz, ny, nx), np.uint32)
             tracks, track_of = link_sections(lab2d, out, float(p["link_overlap"]),
                                              int(p["min_track_slices"]), int(p["gap_slices"]))
@@ -397,7 +423,16 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
             n_weak = 0
             if "boundary" in f and float(p["merge_threshold_3d"]) > 0:
                 hist = border_histograms(out, f["boundary"])
-                into = weak_border_merges(hist, float(p["merge_threshold_3d"]), int(p["min_border_px"]))
+                bright = None
+                if image_path is not None:
+                    with open_artefact(image_path, "align") as fa:
+                        img = volume_of(fa, image_path, min_slices=1)
+                        if img.shape != out.shape:
+                            raise InputError(f"aligned volume {img.shape} does not match the "
+                                             f"segmentation {out.shape}", image_path)
+                        bright = grain_brightness(out, img, f["boundary"], n_grains)
+                into = weak_border_merges(hist, float(p["merge_threshold_3d"]), int(p["min_border_px"]),
+                                          bright, float(p["merge_max_contrast"]))
                 n_weak = len(into)
                 if into:
                     lut = np.arange(n_grains + 1)
