@@ -127,3 +127,16 @@ def test_truth_labels_in_frame_of_slice_0(drifted):
 
     assert mismatch(dy, dx) < 0.02
     assert mismatch(dy, dx) < 0.5 * mismatch(-dy, -dx)
+
+
+@pytest.mark.parametrize("level", [0.04, 0.08])
+def test_noise_std_at_grain_brightness(level):
+    """Poisson-Gaussian noise is calibrated to std = noise_level at grain_intensity."""
+    s = make_sample(CLEAN, shape_px=[3, 96, 128], n_grains=3, seed=2, noise_level=level,
+                    grain_contrast=0.0, psf_sigma_px=0.0, drift_step_px=0.0)
+    t = s.truth
+    inside = ~ndimage.binary_dilation(t["gb_mask"] | t["tj_mask"] | (t["labels"] == 0), iterations=3)
+    values = _brightness(s.stack)[inside]
+    assert values.size > 10000
+    assert values.mean() == pytest.approx(s.params["grain_intensity"], abs=0.005)
+    assert values.std() == pytest.approx(level, rel=0.05)
