@@ -99,7 +99,7 @@ def write_sample(sample: SyntheticSample, tiff_path, truth_path, params: Mapping
         _write_tiff(tiff_path, (sample.stack[k] for k in range(shape[0])), shape, sample.voxel_size_nm)
 
 
-def generate_files(params: Mapping[str, Any] | None, tiff_path, truth_path, source: str = "synth",
+def generate_files(params: Mapping[str, Any] | None, tiff_path, truth_path, source: str | None = None,
                    **overrides) -> dict[str, Any]:
     """Generate a sample slice by slice straight into ``tiff_path`` and ``truth_path``.
 

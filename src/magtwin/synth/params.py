@@ -115,7 +115,7 @@ def defaults() -> dict[str, Any]:
     return {k: copy.deepcopy(v["default"]) for k, v in SCHEMA["properties"].items()}
 
 
-def resolve_params(params: Mapping[str, Any] | None = None, source: str = "synth",
+def resolve_params(params: Mapping[str, Any] | None = None, source: str | None = None,
                    **overrides) -> dict[str, Any]:
     """Validate ``params`` (+ ``overrides``) against :data:`SCHEMA`, fill defaults, check ranges.
 
@@ -123,16 +123,29 @@ def resolve_params(params: Mapping[str, Any] | None = None, source: str = "synth
     """
     from magtwin.config import validate_config
 
+    if params is not None and not isinstance(params, Mapping):
+        raise ConfigError(f"synth: must be a mapping of parameters, got {type(params).__name__}", source)
     merged = dict(params or {})
     merged.update(overrides)
     try:
-        out = validate_config(copy.deepcopy(merged), SCHEMA, source=source)
+        out = validate_config(_plain(merged), SCHEMA, source=source)
     except ConfigError as exc:
         # name keys as they appear in the config file (``synth.<key>``)
         raise ConfigError(f"synth.{exc.problem}" if not exc.problem.startswith("(") else exc.problem,
                           source) from None
     _check_consistency(out, source)
     return out
+
+
+def _plain(value):
+    """Plain Python values (numpy scalars/arrays and tuples from API callers -> int/float/list)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return _plain(value.tolist())
+    return copy.deepcopy(value)
 
 
 def _check_consistency(p: dict, source: str) -> None:

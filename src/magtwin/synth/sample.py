@@ -65,7 +65,7 @@ class SyntheticSample:
 class SampleGenerator:
     """Renders raw and truth slices of one sample one at a time (see module docstring)."""
 
-    def __init__(self, params: Mapping[str, Any] | None = None, source: str = "synth", **overrides):
+    def __init__(self, params: Mapping[str, Any] | None = None, source: str | None = None, **overrides):
         p = self.params = resolve_params(params, source=source, **overrides)
         seed = int(p["seed"])
         self.shape = tuple(int(s) for s in p["shape_px"])
