@@ -56,6 +56,7 @@ def test_empty_sweep_is_one_base_point():
     ({"mode": "scenarios"}, "no scenario"),
     ({"mode": "scenarios", "scenarios": {"a b": {"gb_Js_T": 1.0}}}, "name may contain only"),
     ({"mode": "random"}, "sweep.mode"),
+    ({"mode": "scenarios", "gb_Js_T": [0.8], "scenarios": {"a": {"gb_Js_T": 1.0}}}, "not used with mode"),
 ])
 def test_bad_sweeps_raise_config_error(cfg, fragment):
     with pytest.raises(ConfigError, match=fragment):

@@ -174,6 +174,10 @@ def expand_sweep(sweep_cfg: Mapping[str, Any] | None) -> dict[str, dict[str, flo
             for params in _grid(grid, f"sweep.extra_grids[{i}]"):
                 add(point_name(params), params, f"sweep.extra_grids[{i}]")
     elif mode == "scenarios":
+        unused = [k for k in cfg if k in PARAMETERS or k == "extra_grids"]
+        if unused:
+            raise ConfigError(f"sweep.{unused[0]}: not used with mode 'scenarios' (remove it, or use mode 'grid')",
+                              "config")
         scen = cfg.get("scenarios") or {}
         if not isinstance(scen, Mapping) or not scen:
             raise ConfigError("sweep.scenarios: mode is 'scenarios' but no scenario is given", "config")
