@@ -2,17 +2,7 @@
 # The sweep points come from config["sweep"] via magtwin.sweep.expand_sweep; the solver rule
 # writes one 08_simulate/{point}.h5 per point.
 
-import sys
-
-from magtwin.errors import MagtwinError as _AnalysisError
-from magtwin.sweep import expand_sweep
-
-if "SWEEP_POINTS" not in globals():
-    try:
-        SWEEP_POINTS = expand_sweep(config["sweep"])
-    except _AnalysisError as exc:
-        print(f"magtwin: invalid configuration: {exc}", file=sys.stderr)
-        raise SystemExit(1)
+# (SWEEP_POINTS comes from common.smk.)
 
 FIGURES = ["curves", "hc_vs_parameters", "hc_angle", "fit"]
 RENDER_POINT = config["analysis"]["render_point"] or next(iter(SWEEP_POINTS))

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from magtwin.config import check_files_exist, validate_config
 from magtwin.errors import MagtwinError
+from magtwin.sweep import expand_sweep
 
 
 def validated_config(cfg):
@@ -21,10 +22,21 @@ def validated_config(cfg):
     return cfg
 
 
+def sweep_points(cfg):
+    """Named sweep points {name: {parameter: value}} (stable names: adding a value adds jobs
+    without renaming existing ones)."""
+    try:
+        return expand_sweep(cfg["sweep"])
+    except MagtwinError as exc:
+        print(f"magtwin: invalid configuration: {exc}", file=sys.stderr)
+        raise SystemExit(1)
+
+
 config = validated_config(config)
 RESULTS = config["results_dir"]
 SAMPLES = list(config["samples"])
 SYNTHETIC = [s for s, v in config["samples"].items() if v.get("synthetic")]
+SWEEP_POINTS = sweep_points(config)
 
 
 def ingest_stack(wildcards):
