@@ -1,0 +1,346 @@
+"""Piecewise-linear complex (PLC) of the multi-region model, conforming node for node.
+
+The model is a set of convex pieces (each tagged with a region id) that tile the sample box.
+Two pieces touching across a plane generally have *different* faces on it (each side is cut
+by its own offset planes), so the faces are first overlaid: every facet of the PLC is the
+intersection of one face from each side, hence shared by exactly two pieces (or one piece
+and the outside). Facets with the same region on both sides are dropped (they are interior
+to a region). Every facet vertex that lies on another facet's edge is then inserted into that
+edge, so facets meet only in shared edges and vertices, which is what TetGen needs.
+
+Lengths in nm; points ``(x, y, z)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from magtwin.model.polyhedra import PlaneSet, cross, polygon_area  # noqa: F401
+
+
+@dataclass
+class Facet:
+    """Planar convex polygon between pieces ``a`` and ``b`` (``b = -1``: the box surface)."""
+
+    plane: int
+    a: int
+    b: int
+    loop: np.ndarray  # (k, 3)
+
+    @property
+    def area(self) -> float:
+        return polygon_area(self.loop)
+
+
+def _plane_basis(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    t = np.array([1.0, 0, 0]) if abs(n[0]) < 0.9 else np.array([0, 1.0, 0])
+    u = cross(n, t)
+    u /= np.linalg.norm(u)
+    return u, cross(n, u)
+
+
+def _ccw(p2: np.ndarray) -> np.ndarray:
+    area2 = np.sum(p2[:, 0] * np.roll(p2[:, 1], -1) - np.roll(p2[:, 0], -1) * p2[:, 1])
+    return p2 if area2 >= 0 else p2[::-1]
+
+
+def _clip_convex_2d(subject: np.ndarray, clipper: np.ndarray, eps: float) -> np.ndarray | None:
+    """Sutherland–Hodgman intersection of two convex CCW polygons (k, 2)."""
+    out = subject
+    m = len(clipper)
+    for e in range(m):
+        if len(out) == 0:
+            return None
+        a, b = clipper[e], clipper[(e + 1) % m]
+        edge = b - a
+        ln = np.hypot(*edge)
+        # signed distance, > 0 on the inner (left) side
+        d = (edge[0] * (out[:, 1] - a[1]) - edge[1] * (out[:, 0] - a[0])) / ln
+        res = []
+        k = len(out)
+        for i in range(k):
+            j = (i + 1) % k
+            if d[i] >= -eps:
+                res.append(out[i])
+            if (d[i] > eps and d[j] < -eps) or (d[i] < -eps and d[j] > eps):
+                res.append(out[i] + (out[j] - out[i]) * (d[i] / (d[i] - d[j])))
+        out = np.array(res) if res else np.zeros((0, 2))
+    if len(out) < 3:
+        return None
+    return out
+
+
+def overlay_facets(pieces_faces: list[list], planes: PlaneSet) -> list[Facet]:
+    """Facets of the PLC from the faces of all pieces.
+
+    Parameters
+    ----------
+    pieces_faces : per piece, its list of :class:`magtwin.model.polyhedra.Face`
+    planes : the plane registry (for normals and tolerance)
+    """
+    eps = planes.eps
+    by_plane: dict[int, list[tuple[int, int, np.ndarray]]] = {}
+    for k, faces in enumerate(pieces_faces):
+        for f in faces:
+            by_plane.setdefault(f.plane, []).append((k, f.side, f.loop))
+    facets: list[Facet] = []
+    for pid, faces in by_plane.items():
+        neg = [f for f in faces if f[1] < 0]
+        pos = [f for f in faces if f[1] > 0]
+        if not neg or not pos:
+            facets.extend(Facet(pid, k, -1, loop) for k, _, loop in faces)
+            continue
+        n = planes.n(pid)
+        u, w = _plane_basis(n)
+        o = planes.c(pid) * n
+
+        def to2(loop):
+            return _ccw(np.column_stack([(loop - o) @ u, (loop - o) @ w]))
+
+        pos2 = [(k, to2(loop)) for k, _, loop in pos]
+        pos_box = np.array([[p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()] for _, p in pos2])
+        for ka, _, loop in neg:
+            pa = to2(loop)
+            lo, hi = pa.min(axis=0), pa.max(axis=0)
+            cand = np.flatnonzero(
+                (pos_box[:, 0] <= hi[0] + eps) & (pos_box[:, 2] >= lo[0] - eps)
+                & (pos_box[:, 1] <= hi[1] + eps) & (pos_box[:, 3] >= lo[1] - eps))
+            for c in cand:
+                kb, pb = pos2[c]
+                q = _clip_convex_2d(pa, pb, eps)
+                if q is None:
+                    continue
+                loop3 = o + np.outer(q[:, 0], u) + np.outer(q[:, 1], w)
+                if polygon_area(loop3) > 100 * eps * eps:
+                    facets.append(Facet(pid, ka, kb, loop3))
+    return facets
+
+
+@dataclass
+class PLC:
+    """Conforming polygonal PLC: ``points`` (N, 3) nm; ``loops[k]`` the vertex indices of
+    facet ``facets[k]`` in order, including every vertex inserted on its edges."""
+
+    points: np.ndarray
+    loops: list
+    facets: list
+
+
+def _merge_points(points: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Merge points closer than ``tol``; returns (unique points, index of each input)."""
+    tree = cKDTree(points)
+    pairs = tree.query_pairs(tol, output_type="ndarray")
+    parent = np.arange(len(points))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in pairs:
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    roots = np.array([find(i) for i in range(len(points))])
+    uniq, inv = np.unique(roots, return_inverse=True)
+    return points[uniq], inv
+
+
+def build_plc(facets: list[Facet], merge_tol: float) -> PLC:
+    """Conforming polygon set from ``facets``: vertices closer than ``merge_tol`` (nm) are
+    merged, and every vertex lying on another facet's edge (within ``merge_tol``) is inserted
+    into that edge, so facets meet only in shared edges and vertices."""
+    allpts = np.vstack([f.loop for f in facets])
+    pts, inv = _merge_points(allpts, merge_tol)
+    loops, off = [], 0
+    for f in facets:
+        idx = inv[off:off + len(f.loop)]
+        off += len(f.loop)
+        keep = [int(i) for k, i in enumerate(idx) if i != idx[k - 1]] if len(idx) else []
+        loops.append(keep)
+    tree = cKDTree(pts)
+    # all edges at once: candidate vertices near each edge, then the on-segment test
+    nonempty = [lp for lp in loops if lp]
+    ea = np.concatenate([np.asarray(lp) for lp in nonempty])
+    eb = np.concatenate([np.roll(np.asarray(lp), -1) for lp in nonempty])
+    pa_all, pb_all = pts[ea], pts[eb]
+    half = 0.5 * np.linalg.norm(pb_all - pa_all, axis=1)
+    cands = tree.query_ball_point(0.5 * (pa_all + pb_all), half + merge_tol)
+    extra: list[list[int]] = []
+    for e, cand in enumerate(cands):
+        cand = [c for c in cand if c != ea[e] and c != eb[e]]
+        if not cand:
+            extra.append([])
+            continue
+        pa, seg = pa_all[e], pb_all[e] - pa_all[e]
+        q = pts[cand] - pa
+        t = q @ seg / (seg @ seg)
+        dist = np.linalg.norm(q - np.outer(t, seg), axis=1)
+        ok = (t > 0) & (t < 1) & (dist <= merge_tol)
+        extra.append([cand[i] for i in np.argsort(t) if ok[i]])
+    out_loops, kept = [], []
+    e0 = 0
+    for fi, loop in enumerate(loops):
+        k = len(loop)
+        e0 += k
+        if len(set(loop)) < 3:
+            continue
+        full = []
+        for e in range(k):
+            full.append(loop[e])
+            full.extend(extra[e0 - k + e])
+        out_loops.append(full)
+        kept.append(facets[fi])
+    return PLC(pts, out_loops, kept)
+
+
+def triangulate(plc: PLC, facet_size_nm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Triangulate every facet with triangles of edge about ``facet_size_nm[k]`` (nm).
+
+    Each PLC edge is split into equal parts no longer than the smallest size of the facets
+    sharing it (so both sides match node for node); facet interiors get a triangular lattice
+    of points and a 2D Delaunay triangulation (the boundary of a convex polygon is always
+    Delaunay). Returns ``(points (N, 3), triangles (T, 3), facet index (T,))``.
+    """
+    from scipy.spatial import Delaunay
+
+    pts = [p for p in plc.points]
+    seg_size: dict[tuple[int, int], float] = {}
+    for loop, h in zip(plc.loops, facet_size_nm):
+        for a, b in zip(loop, loop[1:] + loop[:1]):
+            key = (a, b) if a < b else (b, a)
+            seg_size[key] = min(seg_size.get(key, np.inf), float(h))
+    seg_points: dict[tuple[int, int], list[int]] = {}
+    for (a, b), h in seg_size.items():
+        pa, pb = plc.points[a], plc.points[b]
+        n = int(np.ceil(np.linalg.norm(pb - pa) / h - 1e-9))
+        ids = []
+        for q in range(1, n):
+            ids.append(len(pts))
+            pts.append(pa + (pb - pa) * (q / n))
+        seg_points[(a, b)] = ids
+    tris, owner = [], []
+    for k, (loop, h) in enumerate(zip(plc.loops, facet_size_nm)):
+        bnd = []
+        for a, b in zip(loop, loop[1:] + loop[:1]):
+            bnd.append(a)
+            mid = seg_points[(a, b) if a < b else (b, a)]
+            bnd.extend(mid if a < b else mid[::-1])
+        t = _fill_polygon(bnd, float(h), pts)
+        tris.extend(t)
+        owner.extend([k] * len(t))
+    return np.asarray(pts), np.asarray(tris, np.int64), np.asarray(owner)
+
+
+def _fill_polygon(bnd, h, pts) -> list:
+    """Triangles of one convex facet with boundary vertex ids ``bnd``; appends interior
+    points to ``pts``."""
+    from scipy.spatial import Delaunay, QhullError
+
+    loop3 = np.array([pts[i] for i in bnd])
+    o = loop3.mean(axis=0)
+    # plane basis from the facet's own plane normal (robust for thin polygons)
+    area_vec = cross(loop3[1:-1] - loop3[0], loop3[2:] - loop3[0]).sum(axis=0)
+    nn = area_vec / np.linalg.norm(area_vec)
+    u, w = _plane_basis(nn)
+    p2 = np.column_stack([(loop3 - o) @ u, (loop3 - o) @ w])
+    # interior lattice points at least 0.6 h from the boundary
+    lo, hi = p2.min(axis=0), p2.max(axis=0)
+    inner = np.zeros((0, 2))
+    if min(hi - lo) > 1.2 * h:
+        dy = h * np.sqrt(3) / 2
+        ys = np.arange(lo[1] + dy / 2, hi[1], dy)
+        rows = [np.column_stack([np.arange(lo[0] + (0.5 * h if r % 2 else 0.0) + h / 2, hi[0], h),
+                                 np.full(len(np.arange(lo[0] + (0.5 * h if r % 2 else 0.0) + h / 2, hi[0], h)), y)])
+                for r, y in enumerate(ys)]
+        cand = np.vstack(rows) if rows else np.zeros((0, 2))
+        if len(cand):
+            m = len(p2)
+            a, b = p2, np.roll(p2, -1, axis=0)
+            e = b - a
+            ln = np.hypot(e[:, 0], e[:, 1])
+            ok = ln > 0
+            d = (e[ok, 0][None] * (cand[:, 1:2] - a[ok, 1][None]) - e[ok, 1][None] * (cand[:, 0:1] - a[ok, 0][None])) / ln[ok][None]
+            sgn = np.sign(np.sum(p2[:, 0] * np.roll(p2[:, 1], -1) - np.roll(p2[:, 0], -1) * p2[:, 1]))
+            inner = cand[np.all(sgn * d >= 0.6 * h, axis=1)]
+    allp = np.vstack([p2, inner])
+    ids = list(bnd) + list(range(len(pts), len(pts) + len(inner)))
+    for q in inner:
+        pts.append(o + q[0] * u + q[1] * w)
+    poly_area = polygon_area(loop3)
+    try:
+        tri = Delaunay(allp)
+        simp = tri.simplices
+        a2 = allp[simp]
+        ar = 0.5 * np.abs((a2[:, 1, 0] - a2[:, 0, 0]) * (a2[:, 2, 1] - a2[:, 0, 1])
+                          - (a2[:, 1, 1] - a2[:, 0, 1]) * (a2[:, 2, 0] - a2[:, 0, 0]))
+        simp = simp[ar > 1e-14 * max(poly_area, 1e-300)]
+        ar = ar[ar > 1e-14 * max(poly_area, 1e-300)]
+        m = len(p2)
+        # a valid disc: boundary edges used once, all other edges twice
+        ecount: dict[tuple[int, int], int] = {}
+        for t in simp:
+            for i in range(3):
+                key = tuple(sorted((int(t[i]), int(t[(i + 1) % 3]))))
+                ecount[key] = ecount.get(key, 0) + 1
+        bset = {tuple(sorted((q, (q + 1) % m))) for q in range(m)}
+        boundary_ok = all(ecount.get(e, 0) == 1 for e in bset) and all(
+            c == 2 for e, c in ecount.items() if e not in bset)
+        if (boundary_ok and abs(ar.sum() - poly_area) <= 1e-9 * poly_area
+                and len(np.unique(simp)) == len(allp)):
+            return [tuple(ids[i] for i in s) for s in simp]
+    except (QhullError, ValueError):
+        pass
+    # thin or degenerate facet: fan from a clean corner or from the centre
+    if len(inner):
+        del pts[len(pts) - len(inner):]
+    m = len(bnd)
+    for s0 in range(m):
+        if _fan_ok(loop3, s0):
+            order = bnd[s0:] + bnd[:s0]
+            return [(order[0], order[q], order[q + 1]) for q in range(1, m - 1)]
+    ci = len(pts)
+    pts.append(o)
+    return [(ci, bnd[q], bnd[(q + 1) % m]) for q in range(m)]
+
+
+def _fan_ok(loop3: np.ndarray, s: int) -> bool:
+    """True if fanning the polygon ``loop3`` (k, 3) from vertex ``s`` gives no degenerate
+    triangle."""
+    p = np.roll(loop3, -s, axis=0)
+    areas = np.linalg.norm(cross(p[1:-1] - p[0], p[2:] - p[0]), axis=1)
+    return areas.min() > 1e-9 * areas.max()
+
+
+def collapse_small_features(points: np.ndarray, triangles: np.ndarray, facet_of: np.ndarray,
+                            tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Snap together vertices closer than ``tol`` (nm) on the conforming triangulation.
+
+    Merging on the already conforming triangle set keeps it closed (a simplicial map):
+    triangles that lose an edge are dropped, coincident triangles (the two sides of a
+    collapsed sliver) are kept once. Returns the new points, triangles, facet ids and a
+    report ``{"collapsed_vertices", "dropped_triangles"}``.
+    """
+    pts, inv = _merge_points(points, tol)
+    t = inv[triangles]
+    ok = (t[:, 0] != t[:, 1]) & (t[:, 1] != t[:, 2]) & (t[:, 0] != t[:, 2])
+    t, fo = t[ok], facet_of[ok]
+    _, first = np.unique(np.sort(t, axis=1), axis=0, return_index=True)
+    first = np.sort(first)
+    report = {"collapsed_vertices": int(len(points) - len(pts)),
+              "dropped_triangles": int(len(triangles) - len(first))}
+    used = np.unique(t[first])
+    remap = -np.ones(len(pts), np.int64)
+    remap[used] = np.arange(len(used))
+    return pts[used], remap[t[first]], fo[first], report
+
+
+def open_edges(triangles: np.ndarray) -> int:
+    """Number of edges used by only one triangle (0 for a closed PLC)."""
+    e = np.sort(np.vstack([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
+    _, c = np.unique(e, axis=0, return_counts=True)
+    return int(np.sum(c == 1))
