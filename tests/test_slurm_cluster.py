@@ -8,6 +8,7 @@ accounting database: status from squeue; short first status check).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT, slurm_env
@@ -124,3 +126,62 @@ def test_profile_without_partition_on_cluster_without_default(slurm_cluster, wor
     assert "unable to find a default partition" in r.stderr, r.stderr[-4000:]
     assert "No partition specified or system default partition" in r.stderr, r.stderr[-4000:]
     assert not (workflow_copy / "results/p1/mesh.h5").exists()
+
+
+def _running_jobs() -> list[str]:
+    r = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i"], capture_output=True, text=True, env=slurm_env())
+    return r.stdout.split()
+
+
+def test_solver_killed_mid_run_resumes_to_the_same_curve(slurm_cluster, workflow_copy):
+    from magtwin.io.mesh_artefact import write_mesh_artefact
+    from magtwin.micromag.shapes import box_mesh
+
+    d = workflow_copy
+    field = re.search(r'^FIELD = "(.*)"$', (d / "resume.smk").read_text(), re.M).group(1).split()
+    write_mesh_artefact(d / "mesh.h5", box_mesh((4.0, 4.0, 4.0), (2, 2, 2)))
+    (d / "mat.yaml").write_text("grain: {Js_T: 1.5, K1_J_per_m3: 4.3e+6, A_J_per_m: 7.7e-12}\n")
+    (d / "settings.yaml").write_text("solver: {checkpoint_interval_s: 0}\n")   # only on the signal
+    # Uninterrupted reference, same command on 2 ranks outside SLURM.
+    ref = subprocess.run(["mpiexec", "-n", "2", sys.executable, "-m", "magtwin.cli.main", "simulate",
+                          "--mesh", "mesh.h5", "--materials", "mat.yaml", "--settings", "settings.yaml",
+                          *field, "--out", "full.h5"],
+                         cwd=d, env=slurm_env(), capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+
+    cmd = [sys.executable, "-m", "snakemake", "-s", "resume.smk", "--profile", str(ROOT / "profiles/slurm"),
+           *TEST_OVERRIDES, "--retries", "1", "results/cut.h5"]
+    log = d / "logs/cut.log"
+    proc = subprocess.Popen(cmd, cwd=d, env=slurm_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        # Once the solver has accepted a few field points: SIGTERM to the job's steps, as SLURM
+        # does at the time limit or on preemption.
+        deadline = time.monotonic() + 180
+        killed = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            text = log.read_text() if log.exists() else ""
+            if text.count(" field ") >= 3 and _running_jobs():
+                killed = _running_jobs()[0]
+                subprocess.run(["scancel", "--signal=TERM", killed], check=True, env=slurm_env())
+                break
+            time.sleep(0.1)
+        assert killed, "the solver job never reached its third field point"
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-4000:]
+    # First SLURM job stopped by the signal (after writing the checkpoint: no result yet); the
+    # retry, a second SLURM job, resumed from the checkpoint instead of starting from zero.
+    assert out.count("has been submitted with SLURM jobid") == 2, out[-4000:]
+    assert f"SLURM-job '{killed}' failed" in out, out[-4000:]
+    text = log.read_text()       # Snakemake clears the log for the retry: the resumed run's
+    resumed = re.search(r"resumed from \S*cut.h5.ckpt at point (\d+)", text)
+    assert resumed and int(resumed.group(1)) >= 3, text[-3000:]
+    assert not (d / "results/cut.h5.ckpt").exists()
+    with h5py.File(d / "full.h5") as a, h5py.File(d / "results/cut.h5") as b:
+        np.testing.assert_allclose(b["curve/field_T"][...], a["curve/field_T"][...], atol=1e-12)
+        np.testing.assert_allclose(b["curve/J_T"][...], a["curve/J_T"][...], atol=1e-4)
+        np.testing.assert_allclose(b["curve/jumps_T"][...], a["curve/jumps_T"][...], atol=1e-12)
+        assert len(a["curve/jumps_T"][...]) >= 1          # the switching is part of the comparison
+        assert b["curve/converged"][...].all()

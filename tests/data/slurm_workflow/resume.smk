@@ -2,7 +2,9 @@
 # the real solver (`magtwin simulate`) as the MPI rule `simulate` on 2 tasks. The test writes
 # mesh.h5, mat.yaml and settings.yaml into the working directory, sends SIGTERM to the running
 # job; the ranks write a checkpoint and stop, Snakemake's retry resumes from it.
-FIELD = "--field-start 0 --field-stop -8 --field-step 0.5 --angle 5 --refine-tol 0.05 --torque-tol 1e-5"
+# A 4 nm cube that switches coherently (Stoner-Wohlfarth) near -4.1 T; fine field steps so the
+# run is long enough (~140 points) to be interrupted in the middle. The test reads FIELD.
+FIELD = "--field-start 1 --field-stop -6 --field-step 0.05 --angle 20 --no-demag --refine-tol 0.01 --torque-tol 1e-5"
 
 
 rule simulate:
