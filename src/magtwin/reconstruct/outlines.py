@@ -30,10 +30,26 @@ def outline_polygons(labels: np.ndarray, tolerance_px: float = 1.0) -> list[tupl
         if not contours:
             continue
         c = max(contours, key=len)  # the outer boundary (holes are shorter)
-        poly = approximate_polygon(c, tolerance=tolerance_px)
+        poly = simplify_closed(c, tolerance_px)
         poly = poly + np.array([y0 - 1.0, x0 - 1.0])
         out.append((int(r.label), poly))
     return out
+
+
+def simplify_closed(contour: np.ndarray, tolerance_px: float) -> np.ndarray:
+    """Douglas-Peucker simplification of a closed contour (first point == last point).
+
+    The contour is cut at its point farthest from the start and each half simplified as an
+    open curve: run on the closed curve directly, the algorithm's first chord has zero length
+    and corners get lost.
+    """
+    c = np.asarray(contour, float)
+    if len(c) < 4:
+        return c
+    far = int(np.argmax(((c - c[0]) ** 2).sum(axis=1)))
+    a = approximate_polygon(c[:far + 1], tolerance=tolerance_px)
+    b = approximate_polygon(c[far:], tolerance=tolerance_px)
+    return np.vstack([a[:-1], b])
 
 
 def polygon_area(vertices: np.ndarray) -> float:
