@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -203,7 +204,10 @@ def detect_cap(far_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
 def refine_cap_edge(mean_img: np.ndarray, cap: tuple[int, int], search_px: int) -> tuple[int, int]:
     """Snap the cap's inner edge to the strongest row-to-row brightness step of the
     (aligned, averaged) image within ``search_px`` rows of the detected edge."""
-    prof = np.nanmean(mean_img, axis=1)
+    with warnings.catch_warnings():  # rows outside the common footprint are all NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        prof = np.nanmean(mean_img, axis=1)
+    prof = np.nan_to_num(prof, nan=float(np.nanmedian(prof)) if np.isfinite(prof).any() else 0.0)
     g = np.abs(np.diff(prof))  # g[i] = step between rows i and i + 1
     r0, r1 = cap
     ny = len(prof)
