@@ -99,11 +99,18 @@ def test_workflow_with_mpi_rule_and_sweep_through_profile(slurm_cluster, workflo
 
 
 def test_solver_failing_on_one_rank_fails_the_job_clearly(slurm_cluster, workflow_copy):
+    # The point's mesh made beforehand (as the `mesh` rule would): only the MPI job runs.
+    from magtwin.io.mesh_artefact import write_mesh_artefact
+    from magtwin.micromag.shapes import box_mesh
+
+    (workflow_copy / "results/bad").mkdir(parents=True)
+    write_mesh_artefact(workflow_copy / "results/bad/mesh.h5", box_mesh((2.0, 1.0, 1.0), (2, 1, 1)))
     t0 = time.monotonic()
     r = run_snakemake(workflow_copy, "--retries", "0", "results/bad/solution.json")
     elapsed = time.monotonic() - t0
     assert r.returncode != 0
     assert "Error in rule simulate" in r.stderr, r.stderr[-4000:]
+    assert r.stderr.count("has been submitted with SLURM jobid") == 1, r.stderr[-4000:]
     assert not (workflow_copy / "results/bad/solution.json").exists()
     # The whole step was brought down at once, not left waiting for the time limit (11 min).
     assert elapsed < 150, f"failing MPI job took {elapsed:.0f} s"
