@@ -5,6 +5,9 @@
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -21,5 +24,6 @@ include: "workflow/rules/analysis.smk"
 
 
 rule all:
+    default_target: True
     input:
-        expand(f"{RESULTS}/{{sample}}/01_ingest.h5", sample=SAMPLES),
+        expand(ANALYSIS_TARGETS, sample=SAMPLES),

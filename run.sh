@@ -12,7 +12,11 @@ magtwin_setup
 cmd="${1:-}"; shift || true
 case "$cmd" in
     pipeline)
-        exec snakemake --profile profiles/local "$@"
+        snakemake --profile profiles/local "$@"
+        report="$(pwd)/results/report.html"
+        snakemake --profile profiles/local --report "$report" "$@" >/dev/null 2>&1 \
+            || snakemake --profile profiles/local --report "$report" "$@"
+        echo "magtwin: pipeline done. Report: $report"
         ;;
     test)
         exec tools/run-tests.sh "$@"
