@@ -137,7 +137,9 @@ MailProg=/bin/true
 SlurmctldTimeout=30
 SlurmdTimeout=60
 {node_line}
-PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
+# Up to 2 jobs share each core: on a 2-core test machine the points of a sweep (MPI jobs of
+# 2 tasks each) still run at the same time, as on a real cluster.
+PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:2
 """
         self.conf.write_text(text)
 
