@@ -144,9 +144,15 @@ def build_air(points: np.ndarray, tets: np.ndarray, inner_ratio: float = 1.5,
         raise InputError("the air mesher moved or dropped magnet surface nodes", source)
 
     # Combined numbering: magnet surface -> magnet ids; sphere + Steiner nodes -> new air ids.
-    n_new = len(nodes) - len(surf)
-    to_comb = np.concatenate([surf, n_mag + np.arange(n_new)])
-    air_pts = nodes[len(surf):]
+    # Steiner points TetGen put inside the magnet belong to no air element: drop them.
+    used = np.zeros(len(nodes), dtype=bool)
+    used[elem.ravel()] = True
+    used[:n_in] = True
+    keep = np.flatnonzero(used[len(surf):]) + len(surf)
+    to_comb = np.full(len(nodes), -1, dtype=np.int64)
+    to_comb[:len(surf)] = surf
+    to_comb[keep] = n_mag + np.arange(len(keep))
+    air_pts = nodes[keep]
     inner_tets = to_comb[elem]
     sphere_ids = n_mag + np.arange(len(sph))          # the sphere's nodes in combined numbering
 

@@ -36,7 +36,7 @@ SOLVER_DEFAULTS = {
     "demag": True, "torque_tol_T": 1e-4, "max_iterations": 20000, "max_angle_rad": 0.3,
     "jump_threshold": 0.05, "refine_tol_T": 0.01, "max_refinements": 50,
     "snapshot_every": 0, "snapshot_fields_T": [],
-    "demag_pc": "gamg", "demag_rtol": 1e-9, "air_inner_ratio": 1.5, "air_shell_ratio": 2.0,
+    "demag_pc": "gamg", "demag_rtol": 1e-6, "air_inner_ratio": 1.5, "air_shell_ratio": 2.0,
     "air_shell_layers": 8, "air_sphere_subdivisions": 3, "air_quality": 1.4,
     "air_max_volume_nm3": None, "checkpoint_interval_s": 600.0,
 }
@@ -122,6 +122,10 @@ def field_grid(start: float, stop: float, step: float) -> np.ndarray:
     if g[-1] - stop > 1e-9 * max(1.0, abs(stop)):
         g = np.append(g, stop)
     return g
+
+
+class _JumpSeen(Exception):
+    """Internal: the magnetisation left the branch during a watched relaxation."""
 
 
 class Simulation:
@@ -258,28 +262,45 @@ class Simulation:
                                   "the same command again to resume" if ckpt is not None else
                                   "stopped by a signal (no checkpoint file configured)", ckpt)
 
+        def relax_watch(b, ref_jh):
+            """Relax at ``b``; abort early (returns None) once J.h has left ``ref_jh`` by more
+            than the jump threshold: only the fact of the jump matters for the bisection."""
+            def cb(it):
+                check_signal(it)
+                if it % 10 == 0 and abs(float(st.mean_polarisation() @ self.h) - ref_jh) > thresh:
+                    raise _JumpSeen
+            try:
+                return self.relax(b, cb)
+            except _JumpSeen:
+                return None
+
+        def jumped(res):
+            return res is None or abs(float(st.mean_polarisation() @ self.h) - pts[-1]["Jh"]) > thresh
+
         while i < len(grid):
             b = grid[i]
-            res = self.relax(b, check_signal)
-            J = st.mean_polarisation()
-            if pts and abs(float(J @ self.h) - pts[-1]["Jh"]) > thresh and n_ref < s["max_refinements"] \
-                    and pts[-1]["field"] - b > s["refine_tol_T"]:
+            refine = bool(pts) and n_ref < s["max_refinements"] and pts[-1]["field"] - b > s["refine_tol_T"]
+            res = relax_watch(b, pts[-1]["Jh"]) if refine else self.relax(b, check_signal)
+            if refine and jumped(res):
                 n_ref += 1
                 ha, hb = pts[-1]["field"], b
                 m_b, res_b = st.m_local.copy(), res
                 while ha - hb > s["refine_tol_T"]:
                     hm = 0.5 * (ha + hb)
                     st.m_local[:] = pts[-1]["m"]
-                    r = self.relax(hm, check_signal)
-                    if abs(float(st.mean_polarisation() @ self.h) - pts[-1]["Jh"]) > thresh:
+                    r = relax_watch(hm, pts[-1]["Jh"])
+                    if jumped(r):
                         hb, m_b, res_b = hm, st.m_local.copy(), r
                     else:
                         ha = hm
                         record(hm, r)
                 st.m_local[:] = m_b
-                self.effective.b_ext = hb * self.h
-                self.effective.compute()
-                is_jump = abs(float(st.mean_polarisation() @ self.h) - pts[-1]["Jh"]) > thresh
+                if res_b is None:   # finish the reversal that was cut short
+                    res_b = self.relax(hb, check_signal)
+                else:
+                    self.effective.b_ext = hb * self.h
+                    self.effective.compute()
+                is_jump = jumped(res_b)
                 if is_jump:  # else: a fast but smooth change, resolved by the bisection points
                     snapshot(len(pts) - 1)
                 record(hb, res_b)
@@ -291,7 +312,7 @@ class Simulation:
                     i += 1
                 mark_safe()
                 continue
-            if pts and abs(float(J @ self.h) - pts[-1]["Jh"]) > thresh:
+            if pts and jumped(res):
                 snapshot(len(pts) - 1)
                 record(b, res)
                 snapshot(len(pts) - 1)

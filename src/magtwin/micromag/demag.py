@@ -42,7 +42,7 @@ class Demag:
     """
 
     def __init__(self, state: State, options: dict | None = None, source=None):
-        opt = {"pc": "gamg", "rtol": 1e-9, "inner_ratio": 1.5, "shell_ratio": 2.0,
+        opt = {"pc": "gamg", "rtol": 1e-6, "inner_ratio": 1.5, "shell_ratio": 2.0,
                "shell_layers": 8, "sphere_subdivisions": 3,
                "air_quality": 1.4, "air_max_volume_nm3": None, **(options or {})}
         comm = state.comm
