@@ -28,7 +28,7 @@ def register(sub) -> None:
     p.add_argument("--alpha", type=float, required=True, help="Gilbert damping (> 0)")
     p.add_argument("--gamma", type=float, help="gyromagnetic ratio in rad/(s T) (default 1.76086e11)")
     p.add_argument("--t-end-ns", type=float, required=True, help="end time in ns")
-    p.add_argument("--field", help="applied field mu0H: 'BX,BY,BZ' or a scalar along --field-direction")
+    p.add_argument("--field", help="applied field mu0H: 'BX,BY,BZ' or a scalar along --field-direction (write --field=-1,0,0 for a leading minus)")
     p.add_argument("--field-unit", choices=("T", "mT"), default="T", help="unit of --field (default T)")
     p.add_argument("--ramp", help="ramp rate in T/s: 'RX,RY,RZ' or a scalar along --field-direction")
     p.add_argument("--field-direction", help="unit direction 'X,Y,Z' for scalar --field/--ramp")

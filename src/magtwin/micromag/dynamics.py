@@ -357,6 +357,11 @@ class Dynamics:
             xs = ts_.getSolution()
             m = xs.getArray().reshape(-1, 3)
             dev = comm.allreduce(norm_deviation(m, st.magnetic), op=MPI.MAX)
+            if dev > 0.2:  # an unstable step, not drift: the integrator has diverged
+                state["bad"] = t
+                state["reason"] = "diverged"
+                ts_.setConvergedReason(PETSc.TS.ConvergedReason.CONVERGED_USER)
+                return
             if dev > o["norm_tol"]:
                 renormalise(m, st.magnetic)
                 ts_.restartStep()
@@ -430,7 +435,7 @@ class Dynamics:
                 if target in snap_t:
                     snapshot(target)
             if state["reason"] == "diverged":
-                raise ConvergenceError(f"the magnetisation became NaN/inf at t = {state['bad']:.6g} ns "
+                raise ConvergenceError(f"the integration became unstable (|m| lost or NaN) at t = {state['bad']:.6g} ns "
                                        f"(method {o['method']}); reduce rtol/dt0_ns or use an implicit method")
         if reason is None:
             reason = "time"
