@@ -33,6 +33,7 @@ def tetrahedralize(
     radius_edge_ratio: float = 2.0,
     min_dihedral_deg: float = 10.0,
     source=None,
+    keep_surface: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mesh the PLC; return ``(nodes (N,3), tets (M,4) positively oriented, region (M,))``.
 
@@ -42,16 +43,16 @@ def tetrahedralize(
     seeds : (R, 3) points inside the regions; seed_region : (R,) int region ids (> 0);
     seed_max_volume : (R,) nm³ volume bound for elements of that region
     radius_edge_ratio, min_dihedral_deg : TetGen ``-q`` quality bounds
+    keep_surface : TetGen ``-Y``: do not split the given surface triangles (more robust for
+        thin features, lower quality next to them)
     """
     import tetgen
 
     tg = tetgen.TetGen(np.asarray(points, np.float64), np.asarray(triangles, np.int32))
     for p, r, v in zip(seeds, seed_region, seed_max_volume):
         tg.add_region(int(r), [float(c) for c in p], float(v))
-    # Y: keep the given surface triangulation (already sized per facet and conforming
-    # across regions); TetGen then only adds points inside the volume.
     quality = f"q{radius_edge_ratio:g}" + (f"/{min_dihedral_deg:g}" if min_dihedral_deg > 0 else "")
-    switches = f"p{quality}aAY" + ("" if LOG.isEnabledFor(logging.DEBUG) else "Q")
+    switches = f"p{quality}aA" + ("Y" if keep_surface else "") + ("" if LOG.isEnabledFor(logging.DEBUG) else "Q")
     try:
         nodes, tets, attr, _ = tg.tetrahedralize(switches=switches)
     except RuntimeError as exc:
@@ -61,6 +62,8 @@ def tetrahedralize(
     vol = tetrahedron_volumes(nodes, tets)
     neg = vol < 0
     tets[neg] = tets[neg][:, [0, 2, 1, 3]]
+    if np.any(np.abs(vol) <= 1e-12 * np.abs(vol).mean()):
+        raise InputError(f"TetGen returned {int(np.sum(np.abs(vol) <= 1e-12 * np.abs(vol).mean()))} flat elements", source)
     if np.any(region <= 0):
         raise InputError(f"{int(np.sum(region <= 0))} elements were not reached by any region seed", source)
     return np.asarray(nodes, np.float64), tets, region

@@ -1,0 +1,143 @@
+"""Mesh stage: ``06_model.h5`` -> ``07_mesh.h5`` (+ optional XDMF/VTU for ParaView).
+
+Surface: every PLC facet is triangulated with edge length ``gb_size_nm`` / ``tj_size_nm`` /
+``grain_size_nm`` (the smallest of the two regions it separates), shared edges split
+identically on both sides. Volume: TetGen with that surface kept (``-Y``), the radius–edge
+bound and per-region volume bounds (regular tetrahedron of the region kind's size).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from magtwin.errors import InputError
+from magtwin.io.mesh_artefact import MeshData, tetrahedron_volumes, write_mesh_artefact
+from magtwin.mesh.plc import build_plc, open_edges, triangulate
+from magtwin.mesh.quality import quality_report
+from magtwin.mesh.tetmesh import regular_tet_volume, tetrahedralize
+from magtwin.model.build import read_model, rebuild_geometry
+
+LOG = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "gb_size_nm": 1.0,
+    "tj_size_nm": 1.0,
+    "grain_size_nm": 8.0,
+    "radius_edge_ratio": 2.0,
+    "min_dihedral_deg": 0.0,
+    "max_elements": 2_000_000,
+    "export_xdmf": True,
+    "export_vtu": True,
+}
+
+
+def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshData, dict]:
+    """Tetrahedral mesh of a :class:`magtwin.model.geometry.Geometry`; returns the mesh
+    (regions with mesh-measured ``volume_nm3``) and its statistics."""
+    prm = {**DEFAULTS, **dict(params or {})}
+    t0 = time.perf_counter()
+    kinds = {int(r["id"]): r["kind"] for r in geom.regions}
+    size = {"grain": float(prm["grain_size_nm"]), "gb": float(prm["gb_size_nm"]), "tj": float(prm["tj_size_nm"])}
+    for k, v in size.items():
+        if not v > 0:
+            raise InputError(f"mesh.{k}_size_nm must be > 0, got {v}", source)
+    reg = np.array([p.region for p in geom.pieces])
+    kept = [f for f in geom.facets if f.b < 0 or reg[f.a] != reg[f.b]]
+    extent = float(np.max(geom.box_hi - geom.box_lo))
+    plc = build_plc(kept, merge_tol=1e-8 * extent)
+    seeded = {p.region for p in geom.pieces if not p.sliver}
+    sel = [k for k, p in enumerate(geom.pieces) if not p.sliver or p.region not in seeded]
+    seeds = np.array([geom.pieces[k].poly.centroid() for k in sel])
+    seed_reg = reg[sel]
+    # TetGen may fail next to features far thinner than the elements: retry keeping the
+    # given surface (-Y), then with a slightly different surface size
+    attempts = [(1.0, False), (1.0, True), (0.93, False), (0.93, True)]
+    last_error = None
+    t1 = t2 = time.perf_counter()
+    for factor, keep in attempts:
+        sz = {k: v * factor for k, v in size.items()}
+        fsize = np.array([min(sz[kinds[reg[f.a]]], sz[kinds[reg[f.b]]] if f.b >= 0 else np.inf)
+                          for f in plc.facets])
+        pts, tris, _ = triangulate(plc, fsize)
+        if open_edges(tris):
+            raise InputError(f"internal error: the model surface has {open_edges(tris)} open edges", source)
+        # surface-dominated element count: refuse runaway meshes before TetGen
+        est = 3 * len(tris)
+        if est > prm["max_elements"]:
+            raise InputError(f"the mesh would have about {est} elements (> mesh.max_elements = "
+                             f"{prm['max_elements']}); down-scale (model.scale), crop (model.crop_nm) or "
+                             f"use larger mesh sizes", source)
+        seed_vol = np.array([regular_tet_volume(sz[kinds[r]]) for r in seed_reg])
+        t1 = time.perf_counter()
+        try:
+            nodes, tets, rid = tetrahedralize(pts, tris, seeds, seed_reg, seed_vol, float(prm["radius_edge_ratio"]),
+                                              float(prm["min_dihedral_deg"]), source, keep_surface=keep)
+        except InputError as exc:
+            LOG.warning("TetGen attempt (size x%.2f, keep surface %s) failed: %s", factor, keep, exc.problem)
+            last_error = exc
+            continue
+        t2 = time.perf_counter()
+        break
+    else:
+        raise last_error
+    if len(tets) > prm["max_elements"]:
+        raise InputError(f"the mesh has {len(tets)} elements (> mesh.max_elements = {prm['max_elements']})", source)
+    vol = tetrahedron_volumes(nodes, tets)
+    rvol = np.bincount(rid, weights=vol, minlength=max(kinds) + 1)
+    regions = []
+    for r in geom.regions:
+        r = dict(r)
+        r["volume_model_nm3"] = r["volume_nm3"]
+        r["volume_nm3"] = float(rvol[r["id"]]) if r["id"] < len(rvol) else 0.0
+        if r["volume_nm3"] > 0:
+            regions.append(r)
+    mesh = MeshData(nodes, tets, rid.astype(np.int32), regions,
+                    np.asarray(getattr(geom, "alignment_axis", (0.0, 0.0, 1.0)), float))
+    stats = mesh_statistics(mesh)
+    stats["time_s"] = {"surface": t1 - t0, "tetgen": t2 - t1}
+    stats["surface_triangles"] = int(len(tris))
+    stats["tetgen_attempt"] = {"size_factor": factor, "keep_surface": keep}
+    stats["cleanup"] = geom.cleanup
+    return mesh, stats
+
+
+def mesh_statistics(mesh: MeshData) -> dict:
+    """Counts, volumes per region kind and the quality report."""
+    kinds = mesh.region_kind()
+    kind_of_el = np.array([kinds[int(r)] for r in mesh.region_id])
+    vol = tetrahedron_volumes(mesh.points_nm, mesh.tetrahedra)
+    per_kind = {}
+    for k in ("grain", "gb", "tj"):
+        m = kind_of_el == k
+        nodes = np.unique(mesh.tetrahedra[m]) if m.any() else np.zeros(0)
+        per_kind[k] = {"regions": int(sum(v == k for v in kinds.values())), "elements": int(m.sum()),
+                       "nodes": int(len(nodes)), "volume_nm3": float(vol[m].sum())}
+    lo, hi = mesh.points_nm.min(axis=0), mesh.points_nm.max(axis=0)
+    return {"nodes": int(len(mesh.points_nm)), "elements": int(len(mesh.tetrahedra)), "per_kind": per_kind,
+            "total_volume_nm3": float(vol.sum()), "bounding_box_nm": [lo.tolist(), hi.tolist()],
+            "quality": quality_report(mesh.points_nm, mesh.tetrahedra)}
+
+
+def run_mesh(model_path, out_path, params: Mapping[str, Any] | None = None, xdmf_path=None, vtu_path=None) -> dict:
+    """Mesh stage: model artefact -> mesh artefact (and exports). Returns the statistics."""
+    from magtwin.mesh.export import export_mesh
+
+    prm = {**DEFAULTS, **dict(params or {})}
+    model = read_model(model_path)
+    geom = rebuild_geometry(model, source=model_path)
+    geom.alignment_axis = model["alignment_axis"]
+    mesh, stats = mesh_geometry(geom, prm, source=model_path)
+    write_mesh_artefact(out_path, mesh, prm, inputs=[model_path], extra={"statistics_json": stats})
+    if xdmf_path and prm.get("export_xdmf", True):
+        export_mesh(mesh, xdmf_path)
+    if vtu_path and prm.get("export_vtu", True):
+        export_mesh(mesh, vtu_path)
+    q = stats["quality"]
+    LOG.info("mesh: %d nodes, %d elements (GB %d, TJ %d); min dihedral %.2f deg; max radius-edge %.2f",
+             stats["nodes"], stats["elements"], stats["per_kind"]["gb"]["elements"],
+             stats["per_kind"]["tj"]["elements"], q["min_dihedral_deg"], q["radius_edge_ratio_max"])
+    return stats
