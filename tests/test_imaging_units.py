@@ -224,3 +224,22 @@ def test_linking_splits_an_undersegmented_section_between_established_grains():
     z3 = roots[3][out[3]]
     assert (z3[:, :15] == left).all() and (z3[:, 15:] == right).all()
     assert roots[4][1] == left and roots[4][2] == right
+
+
+def test_config_schema_defaults_are_the_library_defaults():
+    # one source of truth per parameter: the workflow (schema defaults) and the library /
+    # CLI (DEFAULTS dicts) must run the same stage with the same numbers
+    from pathlib import Path
+
+    from magtwin.config import load_yaml, validate_config
+    from magtwin.imaging import align as al, denoise as de
+    from magtwin.reconstruct import grains as gr, segment as se
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = {s: {} for s in ("denoise", "align", "segment", "grains")}
+    schema = load_yaml(root / "workflow/schemas/config.schema.yaml")
+    sub = {"type": "object", "properties": {k: schema["properties"][k] for k in cfg},
+           "definitions": schema.get("definitions", {})}
+    validate_config(cfg, sub)
+    for mod, sec in ((de, "denoise"), (al, "align"), (se, "segment"), (gr, "grains")):
+        assert cfg[sec] == mod.DEFAULTS, sec

@@ -9,10 +9,10 @@ under construction, merged with a union-find):
   z may continue one track (the grain was over-segmented in z, or it widens): they become
   one grain;
 * candidates on several tracks, each of whose sections lies mostly inside ``b``: ``b`` *merges*
-  grains. If at least two of those tracks are established (``min_track_slices`` slices long),
+  grains. If at least two of those tracks are established (``min_track_slices`` slices long)
+  and their border in slice z-1 is a real GB (median GB evidence >= ``split_threshold``),
   ``b`` is an under-segmentation and is *split* between them (each pixel to the track of the
-  nearest pixel of slice z-1); otherwise the young track was an over-segmentation and the
-  tracks are joined;
+  nearest pixel of slice z-1); otherwise ``b`` continues its best match only;
 * a section without candidates starts a new track (a grain *appears*), unless it continues a
   track that skipped a slice (``gap_slices``); a track without continuation *ends*;
 * 3D grains smaller than ``min_grain_voxels`` are fragments: their voxels are handed, within
@@ -41,6 +41,7 @@ log = logging.getLogger("magtwin.reconstruct.grains")
 DEFAULTS: dict[str, Any] = {
     "link_overlap": 0.5,
     "min_track_slices": 3,
+    "split_threshold": 0.0,
     "gap_slices": 1,
     "min_grain_voxels": 100,
     "merge_threshold_3d": 0.3,
@@ -118,13 +119,30 @@ def _split_section(cur: np.ndarray, b: int, prev: np.ndarray, parts: list[list[i
 
 
 def link_slice(prev: np.ndarray, prev_track: np.ndarray, cur: np.ndarray, tracks: _Tracks,
-               link_overlap: float = 0.5, min_track_slices: int = 3, merge_fraction: float = 0.2
+               link_overlap: float = 0.5, min_track_slices: int = 3, merge_fraction: float = 0.2,
+               prev_boundary: np.ndarray | None = None, split_threshold: float = 0.3
                ) -> tuple[np.ndarray, dict[int, int]]:
     """Link the sections of ``cur`` to the tracks of ``prev`` (see module docstring).
 
     ``prev_track[a]`` is the track of section ``a`` of ``prev``. Returns the (possibly split)
     ``cur`` and ``{label of cur: track}`` for the sections that continue a track.
+    ``prev_boundary`` (GB evidence of ``prev``): a section that covers two tracks is split
+    between them only if their border in ``prev`` is a real GB (median evidence at least
+    ``split_threshold``); otherwise the two tracks were one over-segmented grain and are
+    joined.
     """
+    border: dict[tuple[int, int], float] | None = None
+
+    def border_median(p: int, q: int) -> float:
+        nonlocal border
+        if prev_boundary is None:
+            return np.inf
+        if border is None:
+            from magtwin.reconstruct.segment import boundary_medians
+            pairs, med = boundary_medians(prev, np.asarray(prev_boundary, np.float64))
+            border = {(int(x), int(y)): float(m) for (x, y), m in zip(pairs, med)}
+        return border.get((min(p, q), max(p, q)), np.inf)  # not touching: separated
+
     a, b, cnt = overlaps(prev, cur)
     if len(cnt) == 0:
         return cur, {}
@@ -158,7 +176,9 @@ def link_slice(prev: np.ndarray, prev_track: np.ndarray, cur: np.ndarray, tracks
             ti = tracks.find(int(prev_track[ai]))
             if (ti != t0 and ci >= link_overlap * area_a[ai] and ci >= merge_fraction * area_b[bi]
                     and tracks.length[ti] >= min_track_slices):
-                merged_in.append((ti, ai))
+                if border_median(a0, ai) >= split_threshold:
+                    merged_in.append((ti, ai))
+                # else: no GB between them in z-1 (an over-segmentation): b just continues t0
         if merged_in and tracks.length[t0] >= min_track_slices:
             # b is two or more established grains that the segmentation did not separate
             parts = [(t0, a0)] + merged_in
@@ -172,7 +192,7 @@ def link_slice(prev: np.ndarray, prev_track: np.ndarray, cur: np.ndarray, tracks
 
 
 def link_sections(labels2d, out, link_overlap: float = 0.5, min_track_slices: int = 3,
-                  gap_slices: int = 1):
+                  gap_slices: int = 1, boundary=None, split_threshold: float = 0.3):
     """Link the sections of a (z, y, x) stack of 2D label slices into 3D tracks.
 
     Writes the (possibly split) slices to ``out`` (same shape; local section ids) and
@@ -188,7 +208,9 @@ def link_sections(labels2d, out, link_overlap: float = 0.5, min_track_slices: in
         links: dict[int, int] = {}
         if history:
             prev, prev_tr = history[-1]
-            cur, links = link_slice(prev, prev_tr, cur, tracks, link_overlap, min_track_slices)
+            cur, links = link_slice(prev, prev_tr, cur, tracks, link_overlap, min_track_slices,
+                                    prev_boundary=None if boundary is None else boundary[z - 1],
+                                    split_threshold=split_threshold)
             # sections without a partner: try tracks that skipped slice z-1
             for old, old_tr in reversed(history[:-1]):
                 free = [l for l in range(1, int(cur.max()) + 1) if l not in links]
@@ -386,7 +408,9 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
         with ArtefactWriter(out_path, "grains", p, inputs=inputs) as w:
             out = w.create_volume("labels", (nz, ny, nx), np.uint32)
             tracks, track_of = link_sections(lab2d, out, float(p["link_overlap"]),
-                                             int(p["min_track_slices"]), int(p["gap_slices"]))
+                                             int(p["min_track_slices"]), int(p["gap_slices"]),
+                                             f["boundary"] if "boundary" in f else None,
+                                             float(p["split_threshold"]))
             n_tracks = len(tracks.parent)
             if n_tracks == 0:
                 raise InputError("the segmentation has no grain sections to link", in_path)
