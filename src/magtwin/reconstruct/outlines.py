@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from skimage.measure import approximate_polygon, find_contours, regionprops
+import shapely
+from skimage.measure import find_contours, regionprops
 
 
 def outline_polygons(labels: np.ndarray, tolerance_px: float = 1.0) -> list[tuple[int, np.ndarray]]:
@@ -13,7 +14,7 @@ def outline_polygons(labels: np.ndarray, tolerance_px: float = 1.0) -> list[tupl
     ----------
     labels : (ny, nx) int, 0 = background.
     tolerance_px : maximum distance (px) between the outline and its simplified polygon
-        (Douglas-Peucker, :func:`skimage.measure.approximate_polygon`).
+        (Douglas-Peucker, GEOS via shapely, topology preserved).
 
     Returns
     -------
@@ -37,19 +38,15 @@ def outline_polygons(labels: np.ndarray, tolerance_px: float = 1.0) -> list[tupl
 
 
 def simplify_closed(contour: np.ndarray, tolerance_px: float) -> np.ndarray:
-    """Douglas-Peucker simplification of a closed contour (first point == last point).
-
-    The contour is cut at its point farthest from the start and each half simplified as an
-    open curve: run on the closed curve directly, the algorithm's first chord has zero length
-    and corners get lost.
-    """
+    """Douglas-Peucker simplification of a closed contour (first point == last point),
+    with GEOS (shapely), keeping the polygon valid; returns (m, 2), closed."""
     c = np.asarray(contour, float)
     if len(c) < 4:
         return c
-    far = int(np.argmax(((c - c[0]) ** 2).sum(axis=1)))
-    a = approximate_polygon(c[:far + 1], tolerance=tolerance_px)
-    b = approximate_polygon(c[far:], tolerance=tolerance_px)
-    return np.vstack([a[:-1], b])
+    ring = shapely.LinearRing(c)
+    simple = shapely.simplify(ring, tolerance_px, preserve_topology=True)
+    out = np.asarray(simple.coords)
+    return out if len(out) >= 4 else c
 
 
 def polygon_area(vertices: np.ndarray) -> float:
