@@ -182,6 +182,7 @@ class Simulation:
         snap_fields = sorted(s["snapshot_fields_T"], reverse=True)
         fp = self.fingerprint() if ckpt is not None else ""
         i = n_ref = 0
+        taken: set[int] = set()                    # snapshot points (known on every rank)
         st.set_uniform(self.h)
         if ckpt is not None and ckpt.exists():
             meta, m_full, snaps = read_checkpoint(ckpt, fp)
@@ -190,6 +191,7 @@ class Simulation:
                 p["J"] = np.asarray(p["J"])
             i, n_ref = meta["i"], meta["n_ref"]
             jumps = [tuple(j) for j in meta["jumps"]]
+            taken = set(snaps)
             snapshots = snaps if st.rank == 0 else {}
             st.scatter_m(m_full)
             if pts:
@@ -201,10 +203,10 @@ class Simulation:
                 "m": pts[-1]["m"] if pts else st.m_local.copy()}
 
         def snapshot(k):
-            if k in snapshots or k < 0 or k >= len(pts):
+            # collective: the decision must not depend on rank-0-only data
+            if k in taken or k < 0 or k >= len(pts) or pts[k].get("m") is None:
                 return
-            if pts[k].get("m") is None:
-                return
+            taken.add(k)
             st_m = st.m_local.copy()
             st.m_local[:] = pts[k]["m"]
             g = st.gather_m(root=0)
@@ -237,7 +239,8 @@ class Simulation:
             if st.rank == 0:
                 meta = {"points": [{k: (v.tolist() if isinstance(v, np.ndarray) else v)
                                     for k, v in p.items() if k != "m"} for p in pts[:safe["n"]]],
-                        "i": safe["i"], "n_ref": safe["n_ref"], "jumps": jumps[:safe["n_jumps"]]}
+                        "i": safe["i"], "n_ref": safe["n_ref"], "jumps": jumps[:safe["n_jumps"]],
+                        "snapshots": sorted(k for k in taken if k < safe["n"])}
                 write_checkpoint(ckpt, fp, meta, m_full,
                                  {k: v for k, v in snapshots.items() if k < safe["n"]})
             comm.Barrier()

@@ -33,8 +33,15 @@ def box_mesh(size_nm, cells, origin_nm=(0.0, 0.0, 0.0), region_of_cell=None) -> 
 
     ``region_of_cell(centres (K, 3)) -> (K,) int`` assigns region ids (default all 1).
     """
-    nx, ny, nz = (int(c) for c in cells)
-    xs = [np.linspace(o, o + s, n + 1) for o, s, n in zip(origin_nm, size_nm, (nx, ny, nz))]
+    xs = [np.linspace(o, o + s, int(n) + 1) for o, s, n in zip(origin_nm, size_nm, cells)]
+    return tensor_box_mesh(*xs, region_of_cell=region_of_cell)
+
+
+def tensor_box_mesh(xs, ys, zs, region_of_cell=None) -> MeshData:
+    """Box on the tensor grid of node coordinates ``xs``, ``ys``, ``zs`` (increasing, nm),
+    6 tetrahedra per cell; ``region_of_cell`` as in :func:`box_mesh`."""
+    xs = [np.asarray(v, float) for v in (xs, ys, zs)]
+    nx, ny, nz = (len(v) - 1 for v in xs)
     X, Y, Z = np.meshgrid(*xs, indexing="ij")
     pts = np.stack([X.ravel(), Y.ravel(), Z.ravel()], axis=1)
 
