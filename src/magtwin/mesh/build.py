@@ -16,6 +16,7 @@ import numpy as np
 
 from magtwin.errors import InputError
 from magtwin.io.mesh_artefact import MeshData, tetrahedron_volumes, write_mesh_artefact
+from magtwin.mesh.optimize import remove_slivers
 from magtwin.mesh.plc import build_plc, open_edges, triangulate
 from magtwin.mesh.quality import quality_report
 from magtwin.mesh.tetmesh import regular_tet_volume, tetrahedralize
@@ -30,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "radius_edge_ratio": 2.0,
     "min_dihedral_deg": 0.0,
     "max_elements": 2_000_000,
+    "sliver_target_deg": 10.0,
     "export_xdmf": True,
     "export_vtu": True,
 }
@@ -86,6 +88,10 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
         raise last_error
     if len(tets) > prm["max_elements"]:
         raise InputError(f"the mesh has {len(tets)} elements (> mesh.max_elements = {prm['max_elements']})", source)
+    sliver_report = {}
+    if float(prm["sliver_target_deg"]) > 0:
+        nodes, sliver_report = remove_slivers(nodes, tets, rid, float(prm["sliver_target_deg"]))
+    t3 = time.perf_counter()
     vol = tetrahedron_volumes(nodes, tets)
     rvol = np.bincount(rid, weights=vol, minlength=max(kinds) + 1)
     regions = []
@@ -98,7 +104,8 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
     mesh = MeshData(nodes, tets, rid.astype(np.int32), regions,
                     np.asarray(getattr(geom, "alignment_axis", (0.0, 0.0, 1.0)), float))
     stats = mesh_statistics(mesh)
-    stats["time_s"] = {"surface": t1 - t0, "tetgen": t2 - t1}
+    stats["time_s"] = {"surface": t1 - t0, "tetgen": t2 - t1, "sliver_removal": t3 - t2}
+    stats["sliver_removal"] = sliver_report
     stats["surface_triangles"] = int(len(tris))
     stats["tetgen_attempt"] = {"size_factor": factor, "keep_surface": keep}
     stats["cleanup"] = geom.cleanup

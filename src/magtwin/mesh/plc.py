@@ -242,24 +242,28 @@ def _fill_polygon(bnd, h, pts) -> list:
     from scipy.spatial import Delaunay, QhullError
 
     loop3 = np.array([pts[i] for i in bnd])
-    o = loop3.mean(axis=0)
-    # plane basis from the facet's own plane normal (robust for thin polygons)
+    # plane basis from the facet's own normal, sign-canonical, and a lattice anchored at the
+    # world origin: parallel facets (the two faces of a GB slab) get the same projected
+    # lattice, so the elements between them are well-shaped prisms rather than slivers
     area_vec = cross(loop3[1:-1] - loop3[0], loop3[2:] - loop3[0]).sum(axis=0)
     nn = area_vec / np.linalg.norm(area_vec)
+    if nn[np.argmax(np.abs(nn))] < 0:
+        nn = -nn
     u, w = _plane_basis(nn)
-    p2 = np.column_stack([(loop3 - o) @ u, (loop3 - o) @ w])
-    # interior lattice points at least 0.6 h from the boundary
+    height = float(loop3.mean(axis=0) @ nn)
+    o = height * nn
+    p2 = np.column_stack([loop3 @ u, loop3 @ w])
     lo, hi = p2.min(axis=0), p2.max(axis=0)
     inner = np.zeros((0, 2))
     if min(hi - lo) > 1.2 * h:
         dy = h * np.sqrt(3) / 2
-        ys = np.arange(lo[1] + dy / 2, hi[1], dy)
-        rows = [np.column_stack([np.arange(lo[0] + (0.5 * h if r % 2 else 0.0) + h / 2, hi[0], h),
-                                 np.full(len(np.arange(lo[0] + (0.5 * h if r % 2 else 0.0) + h / 2, hi[0], h)), y)])
-                for r, y in enumerate(ys)]
-        cand = np.vstack(rows) if rows else np.zeros((0, 2))
+        j = np.arange(np.floor(lo[1] / dy), np.ceil(hi[1] / dy) + 1)
+        i = np.arange(np.floor(lo[0] / h) - 1, np.ceil(hi[0] / h) + 1)
+        ii, jj = np.meshgrid(i, j, indexing="ij")
+        cand = np.column_stack([((ii + 0.5 * (jj % 2)) * h).ravel(), (jj * dy).ravel()])
+        inside = (cand[:, 0] > lo[0]) & (cand[:, 0] < hi[0]) & (cand[:, 1] > lo[1]) & (cand[:, 1] < hi[1])
+        cand = cand[inside]
         if len(cand):
-            m = len(p2)
             a, b = p2, np.roll(p2, -1, axis=0)
             e = b - a
             ln = np.hypot(e[:, 0], e[:, 1])
@@ -304,7 +308,7 @@ def _fill_polygon(bnd, h, pts) -> list:
             order = bnd[s0:] + bnd[:s0]
             return [(order[0], order[q], order[q + 1]) for q in range(1, m - 1)]
     ci = len(pts)
-    pts.append(o)
+    pts.append(loop3.mean(axis=0))
     return [(ci, bnd[q], bnd[(q + 1) % m]) for q in range(m)]
 
 
