@@ -65,7 +65,7 @@ def test_polycrystal_mesh_conforming_thickness_and_volumes():
     sites = jittered_sites((2, 2, 2), L, seed=5)
     w = np.random.default_rng(5).uniform(0, 40, len(sites))
     geom = build_geometry(sites, w, np.arange(1, 9), [0, 0, 0], L, t, 0.1, 3.0)
-    mesh, stats = mesh_geometry(geom, {"gb_size_nm": 2.0, "tj_size_nm": 2.0, "grain_size_nm": 6.0})
+    mesh, stats = mesh_geometry(geom, {"gb_size_nm": 1.5, "tj_size_nm": 1.5, "grain_size_nm": 6.0})
     vol = _check_conforming_box(mesh, [0, 0, 0], L)
     kinds = mesh.region_kind()
     assert {"grain", "gb", "tj"} <= set(kinds.values())

@@ -20,6 +20,7 @@ import numpy as np
 from magtwin.mesh.quality import dihedral_angles_deg
 
 _FACES = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
+_OFACES = np.array([[1, 2, 3], [0, 3, 2], [0, 1, 3], [0, 2, 1]])  # consistently oriented
 
 
 def _interface_faces(tets: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -59,6 +60,32 @@ def vertex_freedom(points: np.ndarray, tets: np.ndarray, region: np.ndarray) -> 
     return dof, normal
 
 
+def _cross(a, b):
+    return np.stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
+                     a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+                     a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]], axis=-1)
+
+
+def _volume6(q: np.ndarray) -> np.ndarray:
+    """6 x signed volume of elements given by coordinates (n, 4, 3)."""
+    return np.einsum("ij,ij->i", _cross(q[:, 1] - q[:, 0], q[:, 2] - q[:, 0]), q[:, 3] - q[:, 0])
+
+
+def _min_dihedral(q: np.ndarray) -> np.ndarray:
+    """Smallest dihedral angle (deg) of elements given by coordinates (n, 4, 3)."""
+    normals = []
+    for f in _OFACES:
+        n = _cross(q[:, f[1]] - q[:, f[0]], q[:, f[2]] - q[:, f[0]])
+        normals.append(n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300))
+    # face normals of a consistently oriented element all point the same way (in or out)
+    best = np.full(len(q), 180.0)
+    for i in range(4):
+        for j in range(i + 1, 4):
+            c = np.clip(np.einsum("ij,ij->i", normals[i], normals[j]), -1.0, 1.0)
+            best = np.minimum(best, 180.0 - np.degrees(np.arccos(c)))
+    return best
+
+
 def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, target_deg: float = 10.0,
                    passes: int = 3, seed: int = 0) -> tuple[np.ndarray, dict]:
     """Relocate vertices of poor elements; returns new points and a small report."""
@@ -74,20 +101,6 @@ def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, tar
     def star(v):
         return elem_of[start[v]:start[v + 1]]
 
-    def quality(el, v=None, pos=None) -> float:
-        """Smallest dihedral angle of elements ``el`` (-1 if one is inverted), optionally
-        with vertex ``v`` at ``pos``."""
-        if v is not None:
-            old = pts[v].copy()
-            pts[v] = pos
-        t = tets[el]
-        q = pts[t]
-        vol = np.einsum("ij,ij->i", np.cross(q[:, 1] - q[:, 0], q[:, 2] - q[:, 0]), q[:, 3] - q[:, 0])
-        d = dihedral_angles_deg(pts, t).min()
-        if v is not None:
-            pts[v] = old
-        return float(d) if vol.min() > 0 else -1.0
-
     dmin0 = dihedral_angles_deg(pts, tets).min(axis=1)
     moved = 0
     for _ in range(passes):
@@ -99,21 +112,24 @@ def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, tar
         verts = verts[dof[verts] > 0]
         for v in verts:
             el = star(v)
-            best = quality(el)
-            centre = pts[np.unique(tets[el])].mean(axis=0)
-            q = pts[tets[el]]
+            t = tets[el]
+            q = pts[t]  # (m, 4, 3)
+            centre = pts[np.unique(t)].mean(axis=0)
             h = np.min(np.linalg.norm(q[:, [0, 0, 0, 1, 1, 2]] - q[:, [1, 2, 3, 2, 3, 3]], axis=2))
-            cands = [pts[v] + f * (centre - pts[v]) for f in (1.0, 0.5, 0.25)]
-            cands += list(pts[v] + rng.normal(scale=0.25 * h, size=(4, 3)))
-            best_pos = None
-            for c in cands:
-                if dof[v] == 2:  # stay in the interface plane
-                    c = c - ((c - pts[v]) @ normal[v]) * normal[v]
-                qv = quality(el, v, c)
-                if qv > best + 1e-9:
-                    best, best_pos = qv, c
-            if best_pos is not None:
-                pts[v] = best_pos
+            cands = np.vstack([pts[v], [pts[v] + f * (centre - pts[v]) for f in (1.0, 0.5, 0.25)],
+                               pts[v] + rng.normal(scale=0.25 * h, size=(4, 3))])
+            if dof[v] == 2:  # stay in the interface plane
+                cands -= np.outer((cands - pts[v]) @ normal[v], normal[v])
+            # all candidates at once: (C, m, 4, 3) with vertex v replaced
+            qq = np.broadcast_to(q, (len(cands),) + q.shape).copy()
+            mask = t == v
+            qq[:, mask] = cands[:, None, :]
+            score = _min_dihedral(qq.reshape(-1, 4, 3)).reshape(len(cands), -1)
+            vol = _volume6(qq.reshape(-1, 4, 3)).reshape(len(cands), -1)
+            score = np.where(vol.min(axis=1) > 0, score.min(axis=1), -1.0)
+            k = int(np.argmax(score))
+            if k > 0 and score[k] > score[0] + 1e-9:
+                pts[v] = cands[k]
                 moved += 1
     dmin1 = dihedral_angles_deg(pts, tets).min(axis=1)
     return pts, {"moved_vertices": moved, "min_dihedral_before_deg": float(dmin0.min()),
