@@ -50,6 +50,9 @@ def read_user_mesh(path, kinds: Mapping[str, str] | None = None, alignment_axis=
         rid = np.concatenate([np.asarray(m.cell_data[key][k]).ravel() for k in blocks]).astype(np.int64)
     else:
         rid = np.ones(len(tets), np.int64)
+    if p.suffix == ".msh" and np.all(rid <= 0):
+        raise InputError("the .msh file has no physical groups on its tetrahedra; tag the volumes with "
+                         "physical groups (they become the regions)", p)
     if p.suffix == ".msh" and np.any(rid <= 0):
         raise InputError("some tetrahedra belong to no physical group", p)
     names = {int(v[0]): n for n, v in (m.field_data or {}).items() if len(v) > 1 and int(v[1]) == 3}
@@ -102,6 +105,7 @@ def _check_body(pts, tets, source, require_convex: bool) -> None:
     if abs(total - abs(enclosed)) > 1e-6 * total:
         raise InputError(f"element volumes ({total:.6g}) exceed the volume the boundary encloses "
                          f"({abs(enclosed):.6g}): overlapping or self-intersecting elements", source)
+    _check_no_overlap(pts, tets, source)
     if require_convex:
         from scipy.spatial import ConvexHull
 
@@ -109,6 +113,31 @@ def _check_body(pts, tets, source, require_convex: bool) -> None:
         if hull - total > 1e-6 * hull:
             raise InputError(f"the meshed body is not convex (volume {total:.6g} vs convex hull {hull:.6g}); "
                              "set mesh_import.require_convex: false if the solver set-up allows it", source)
+
+
+def _check_no_overlap(pts, tets, source, k: int = 16) -> None:
+    """No node strictly inside an element it does not belong to (catches overlapping or
+    interpenetrating parts that the face and volume checks cannot see)."""
+    from scipy.spatial import cKDTree
+
+    cent = pts[tets].mean(axis=1)
+    tree = cKDTree(cent)
+    k = min(k, len(tets))
+    _, near = tree.query(pts, k=k)
+    near = near.reshape(len(pts), k)
+    p0 = pts[tets[:, 0]]
+    m = np.stack([pts[tets[:, 1]] - p0, pts[tets[:, 2]] - p0, pts[tets[:, 3]] - p0], axis=2)  # (M, 3, 3)
+    minv = np.linalg.inv(m)
+    for c in range(k):
+        el = near[:, c]
+        lam = np.einsum("nij,nj->ni", minv[el], pts - p0[el])
+        lam = np.column_stack([1 - lam.sum(axis=1), lam])
+        own = np.any(tets[el] == np.arange(len(pts))[:, None], axis=1)
+        inside = np.all(lam > 1e-9, axis=1) & ~own
+        if inside.any():
+            i = int(np.flatnonzero(inside)[0])
+            raise InputError(f"node {i} lies inside element {int(el[i])}: overlapping or "
+                             "self-intersecting elements", source)
 
 
 def run_import(path, out_path, params: Mapping[str, Any] | None = None) -> dict:
