@@ -160,8 +160,8 @@ def test_import_bad_meshes(tmp_path, case, message):
     elif case == "no_tets":
         _write_msh(path, pts, tets, None, with_tets=False)
     elif case == "overlap":
-        # a second copy of the cube shifted by half a cell: elements overlap
-        p2, t2 = _cube_tets(2, offset=(0.5, 0.0, 0.0))
+        # a second copy of the cube, shifted by a fraction of a cell: elements overlap
+        p2, t2 = _cube_tets(2, offset=(0.3, 0.4, 0.45))
         _write_msh(path, np.vstack([pts, p2]), np.vstack([tets, t2 + len(pts)]), np.ones(2 * len(tets), int))
     elif case == "nonconvex":
         keep = pts[tets].mean(axis=1)
