@@ -35,6 +35,26 @@ def element_triplets(row_nodes: np.ndarray, col_nodes: np.ndarray, ke: np.ndarra
     return rows, cols, ke.ravel()
 
 
+def assemble_chunked(n_elements: int, element_block, row_range: tuple[int, int], n_cols: int,
+                     chunk: int = 20000) -> sp.csr_matrix:
+    """Owned-row CSR of element contributions, built ``chunk`` elements at a time so the COO
+    temporaries stay small (they are ~50x the size of the element list otherwise).
+
+    ``element_block(sl) -> (row_nodes, col_nodes, ke)`` gives the element matrices of the
+    elements ``sl`` (a slice); negative node indices are dropped (e.g. Dirichlet nodes).
+    """
+    lo, hi = row_range
+    acc = sp.csr_matrix((hi - lo, n_cols))
+    for start in range(0, n_elements, chunk):
+        rn, cn, ke = element_block(slice(start, min(start + chunk, n_elements)))
+        rows, cols, vals = element_triplets(rn, cn, ke)
+        ok = (rows >= 0) & (cols >= 0)
+        acc = acc + local_csr(rows[ok], cols[ok], vals[ok], row_range, n_cols)
+    acc.sum_duplicates()
+    acc.sort_indices()
+    return acc
+
+
 def petsc_aij(csr: sp.csr_matrix, row_sizes: tuple[int, int], col_sizes: tuple[int, int], comm,
               bsize: int | None = None) -> PETSc.Mat:
     """A distributed PETSc AIJ matrix from this rank's row block ``csr`` (global columns).

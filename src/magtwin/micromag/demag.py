@@ -21,7 +21,7 @@ import numpy as np
 from petsc4py import PETSc
 
 from magtwin.micromag.airshell import AirMesh, build_air
-from magtwin.micromag.assemble import element_triplets, local_csr, petsc_aij
+from magtwin.micromag.assemble import assemble_chunked, petsc_aij
 from magtwin.micromag.fem import shape_gradients, stiffness_elements
 from magtwin.micromag.partition import block_numbering, rcb_parts
 from magtwin.micromag.state import State
@@ -84,23 +84,31 @@ class Demag:
         ctets = np.concatenate([state.tets, air.tets])
         c = cmap[ctets]
         sel = np.flatnonzero(((c >= lo) & (c < hi)).any(axis=1))
-        grad, vol = shape_gradients(all_pts, ctets[sel])
-        tensor = np.concatenate([np.broadcast_to(np.eye(3), (len(state.tets), 3, 3)), air.tensor])[sel]
-        ke = stiffness_elements(grad, vol, tensor=tensor)
-        rows, cols, vals = element_triplets(c[sel], c[sel], ke)
-        ok = (rows >= 0) & (cols >= 0)
-        csr = local_csr(rows[ok], cols[ok], vals[ok], self.row_range, self.n_unknowns)
+        n_mag_el = len(state.tets)
+
+        def l_block(part):
+            idx = sel[part]
+            grad, vol = shape_gradients(all_pts, ctets[idx])
+            tensor = np.empty((len(idx), 3, 3))
+            is_mag = idx < n_mag_el
+            tensor[is_mag] = np.eye(3)
+            tensor[~is_mag] = air.tensor[idx[~is_mag] - n_mag_el]
+            return c[idx], c[idx], stiffness_elements(grad, vol, tensor=tensor)
+
+        csr = assemble_chunked(len(sel), l_block, self.row_range, self.n_unknowns)
         nloc = hi - lo
         self.L = petsc_aij(csr, (nloc, self.n_unknowns), (nloc, self.n_unknowns), comm)
 
         # G: (unknowns x 3 N_magnet), (G m)_k = sum_e Js_e V_e / 4 sum_j m_j . grad v_k.
         el = state.elements
         w = el.mat["Js_T"] * np.abs(el.vol) / 4.0
-        ge = (w[:, None, None, None] * el.grad[:, :, None, :]) * np.ones((1, 1, 4, 1))  # (M,k,j,c)
-        ge = ge.reshape(len(w), 4, 12)
-        col_nodes = (3 * el.tets[:, :, None] + np.arange(3)[None, None, :]).reshape(-1, 12)
-        rows, cols, vals = element_triplets(cmap[el.tets], col_nodes, ge)
-        csr = local_csr(rows, cols, vals, self.row_range, 3 * nm)
+
+        def g_block(sl):
+            ge = (w[sl, None, None, None] * el.grad[sl, :, None, :]) * np.ones((1, 1, 4, 1))  # (M,k,j,c)
+            col_nodes = (3 * el.tets[sl, :, None] + np.arange(3)[None, None, :]).reshape(-1, 12)
+            return cmap[el.tets[sl]], col_nodes, ge.reshape(-1, 4, 12)
+
+        csr = assemble_chunked(len(w), g_block, self.row_range, 3 * nm)
         self.G = petsc_aij(csr, (nloc, self.n_unknowns), (3 * state.n_local, 3 * nm), comm)
 
         self.ksp = PETSc.KSP().create(comm=comm)

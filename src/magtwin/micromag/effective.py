@@ -35,8 +35,12 @@ class EffectiveField:
         zeeman.field(self.b_ext, self.h["zeeman"], st.magnetic)
         if self.demag is not None:
             self.demag.field(st.m, self.h["demag"])
-        np.sum([self.h[t] for t in self.terms], axis=0, out=self.total)
-        return self.total
+        tot = self.total
+        np.add(self.h["exchange"], self.h["anisotropy"], out=tot)
+        tot += self.h["zeeman"]
+        if self.demag is not None:
+            tot += self.h["demag"]
+        return tot
 
     def energies(self) -> dict[str, float]:
         """Energy per term in J for the fields last computed (collective)."""

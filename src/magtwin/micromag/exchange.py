@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from magtwin.micromag.assemble import element_triplets, interleave3, local_csr, petsc_aij
+from magtwin.micromag.assemble import assemble_chunked, interleave3, petsc_aij
 from magtwin.micromag.fem import stiffness_elements
 from magtwin.micromag.state import MU0, State
 
@@ -24,9 +24,11 @@ class Exchange:
     def __init__(self, state: State):
         el = state.elements
         a_nm = el.mat["A_J_per_m"] * 1e18
-        ke = stiffness_elements(el.grad, el.vol, a_nm)
-        rows, cols, vals = element_triplets(el.tets, el.tets, ke)
-        csr = local_csr(rows, cols, vals, (state.lo, state.hi), state.n_nodes)
+
+        def block(sl):
+            return el.tets[sl], el.tets[sl], stiffness_elements(el.grad[sl], el.vol[sl], a_nm[sl])
+
+        csr = assemble_chunked(len(el.tets), block, (state.lo, state.hi), state.n_nodes)
         n, nn = state.n_local, state.n_nodes
         self.K = petsc_aij(interleave3(csr), (3 * n, 3 * nn), (3 * n, 3 * nn), state.comm, bsize=3)
         self.state = state

@@ -11,4 +11,5 @@ NAME = "zeeman"
 
 
 def field(b_T: np.ndarray, out: np.ndarray, magnetic: np.ndarray) -> None:
-    out[:] = np.where(magnetic[:, None], np.asarray(b_T, float)[None, :], 0.0)
+    out[:] = np.asarray(b_T, float)
+    out[~magnetic] = 0.0
