@@ -56,3 +56,48 @@ def test_pinning_field_at_hard_soft_interface(tmp_path, js_s, a_s):
     assert sharp < j[0] < JS_H * v_h / (v_h + v_s)
     assert j[-1] == pytest.approx(-(JS_H * v_h + js_s * v_s) / (v_h + v_s), rel=0.01)
     assert np.all(np.diff(b) < 0)
+
+
+def test_nonmagnetic_grain_boundary_decouples_grains(tmp_path):
+    """A GB with Js = 0 (and hence A = 0) carries no magnetisation and decouples the grains:
+    two 4 nm grains with easy axes 0 deg and 40 deg from the field each switch at their own
+    Stoner-Wohlfarth field (demag off), and saturation is Js V_grains / V."""
+    mesh = box_mesh((10.0, 4.0, 4.0), (10, 2, 2),
+                    region_of_cell=lambda c: np.where(c[:, 0] < 4, 1, np.where(c[:, 0] > 6, 2, 3)))
+    mesh.regions[2]["kind"] = "gb"
+    write_mesh_artefact(tmp_path / "m.h5", mesh)
+    t = np.radians(40.0)
+    (tmp_path / "mat.yaml").write_text(
+        f"grain: {{Js_T: {JS_H}, K1_J_per_m3: {K_H}}}\ngb: {{Js_T: 0.0}}\n"
+        f"regions: {{2: {{easy_axis: [{np.sin(t)}, 0.0, {np.cos(t)}]}}}}\n")
+    out = tmp_path / "out.h5"
+    run_cli("simulate", "--mesh", tmp_path / "m.h5", "--materials", tmp_path / "mat.yaml",
+            "--field-start", 0, "--field-stop", -9, "--field-step", 0.5, "--angle", 0.5,
+            "--no-demag", "--refine-tol", 0.01, "--torque-tol", 1e-5, "--out", out, check=True)
+    with h5py.File(out) as f:
+        jumps = f["curve/jumps_T"][...]
+        j = f["curve/J_along_field_T"][...]
+        m_last = f[f"snapshots/{len(j) - 1}/m"][...]
+    h_a = 2 * K_H / JS_H * 4e-7 * np.pi
+
+    def sw(deg):
+        r = np.radians(deg)
+        return h_a / (np.cos(r) ** (2 / 3) + np.sin(r) ** (2 / 3)) ** 1.5
+
+    # the GB interior nodes (x = 5 nm) carry no m; nodes on the GB faces belong to the grains
+    x = mesh.points_nm[:, 0]
+    assert np.all(np.linalg.norm(m_last[np.isclose(x, 5.0)], axis=1) == 0)
+    # at -9 T each (uniform) grain sits in its Stoner-Wohlfarth minimum; GB volume counts 0
+    phi = np.radians(np.linspace(90.0, 270.0, 180001))   # angle of m from z in the xz plane
+    b, th_h = -9.0, np.radians(0.5)
+
+    def j_along(axis_deg):
+        e = -K_H * np.cos(phi - np.radians(axis_deg)) ** 2 - JS_H * b / (4e-7 * np.pi) * np.cos(phi - th_h)
+        return np.cos(phi[np.argmin(e)] - th_h)
+
+    expected = JS_H * (4.0 * j_along(0.0) + 4.0 * j_along(40.0)) / 10.0
+    assert j[-1] == pytest.approx(expected, abs=2e-3)
+    found = sorted(-jumps.mean(axis=1))
+    assert len(found) == 2
+    assert found[0] == pytest.approx(sw(40.0 - 0.5), rel=0.02)
+    assert found[1] == pytest.approx(sw(0.5), rel=0.02)
