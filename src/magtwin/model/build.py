@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "crop_nm": None,
     "alignment_axis": None,
     "tj_thick_threshold_nm": 3.0,
-    "min_feature_nm": 0.1,
+    "min_feature_nm": 0.3,
     "fit_sample_voxels": 100000,
     "fit_iterations": 80,
     "touch_distance_voxels": 2,

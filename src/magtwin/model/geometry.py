@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from magtwin.errors import InputError
+from magtwin.errors import ConfigError, InputError
 from magtwin.mesh.plc import overlay_facets
 from magtwin.model.boundary_phase import Piece, split_cells
 from magtwin.model.cleanup import merge_slivers
@@ -53,6 +53,10 @@ def build_geometry(
     tj_thick_threshold_nm : TJ thin/thick classification by ``size_nm``.
     """
     lo, hi = np.asarray(box_lo, float), np.asarray(box_hi, float)
+    if not 0 <= min_feature_nm <= 0.2 * gb_thickness_nm:
+        # a GB half-slab's inner radius is t/4: a larger threshold would dissolve the GB phase
+        raise ConfigError(f"model.min_feature_nm = {min_feature_nm:g} must be between 0 and 0.2 x "
+                          f"gb_thickness_nm = {0.2 * gb_thickness_nm:g}", source)
     if np.any(hi <= lo):
         raise InputError(f"empty model box {lo.tolist()}..{hi.tolist()} nm", source)
     planes = PlaneSet(eps=REL_EPS * float(np.max(hi - lo)))
