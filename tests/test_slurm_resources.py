@@ -163,3 +163,20 @@ def test_schema_defaults_match_library_defaults():
     assert R.settings(cfg["hpc"]) == R.DEFAULTS
     with pytest.raises(ConfigError, match="hpc.solver_tasks"):
         validate_config({"hpc": {"solver_tasks": 0}}, schema)
+
+
+def test_cluster_script_explains_why_it_cannot_run_without_root(tmp_path):
+    # What a non-root user (and the test fixture's skip reason) sees: one line, no traceback.
+    import os
+    import shutil
+
+    cmd = ["python3", str(ROOT / "tools/slurm/cluster.py"), "start", "--state-dir", str(tmp_path / "state")]
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            pytest.skip("runuser missing: cannot run the script as another user")
+        cmd = ["runuser", "-u", "nobody", "--", *cmd]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd="/")
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "needs root" in r.stderr, r.stderr
+    assert not (tmp_path / "state").exists()
