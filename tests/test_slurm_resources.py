@@ -1,8 +1,8 @@
 """Cluster resources from the model size (magtwin.hpc) and the profiles (no cluster needed).
 
 Expected values are worked out by hand from the formulas in magtwin/hpc/resources.py's
-docstring with the documented defaults (150 000 elements per task, 500 MB + 6000 MB per
-million elements per rank with 1.25 imbalance, 10 min + 1200 CPU-min per million elements
+docstring with the documented defaults (150 000 elements per task, 500 MB + 3000 MB per
+million elements per rank with 1.25 imbalance, 10 min + 300 CPU-min per million elements
 at 60 % parallel efficiency, 500 MB + 32 B per voxel).
 """
 
@@ -37,28 +37,28 @@ def test_tasks_scale_with_elements_and_are_clipped():
 
 
 def test_memory_per_rank_and_runtime_by_hand():
-    # 500 + 6000 * 1.0 / 7 * 1.25 = 1571.4 MB -> rounded up to 1600
-    assert R.solver_mem_mb_per_task(1_000_000, 7) == 1600
-    # second attempt doubles the distributed part: 500 + 2142.9 = 2642.9 -> 2700
-    assert R.solver_mem_mb_per_task(1_000_000, 7, attempt=2) == 2700
-    # 10 + 1200 * 1.0 / (7 * 0.6) = 295.7 min -> 296; attempt 2: 591.4 -> 592
-    assert R.solver_runtime_min(1_000_000, 7) == 296
-    assert R.solver_runtime_min(1_000_000, 7, attempt=2) == 592
+    # 500 + 3000 * 1.0 / 7 * 1.25 = 1035.7 MB -> rounded up to 1100
+    assert R.solver_mem_mb_per_task(1_000_000, 7) == 1100
+    # second attempt doubles the distributed part: 500 + 1071.4 = 1571.4 -> 1600
+    assert R.solver_mem_mb_per_task(1_000_000, 7, attempt=2) == 1600
+    # 10 + 300 * 1.0 / (7 * 0.6) = 81.4 min -> 82; attempt 2: 162.9 -> 163
+    assert R.solver_runtime_min(1_000_000, 7) == 82
+    assert R.solver_runtime_min(1_000_000, 7, attempt=2) == 163
     # 1e9 voxels * 32 B = 30517.6 MiB + 500 -> 31100
     assert R.image_mem_mb(10**9) == 31100
     # strong scaling: twice the ranks, half the distributed memory and compute
     m1 = R.solver_mem_mb_per_task(10_000_000, 10, base_mb=0, imbalance=1.0)
     m2 = R.solver_mem_mb_per_task(10_000_000, 20, base_mb=0, imbalance=1.0)
-    assert m1 == 6000 and m2 == 3000
-    assert R.solver_runtime_min(10_000_000, 20, base_min=0, efficiency=1.0) == 600
+    assert m1 == 3000 and m2 == 1500
+    assert R.solver_runtime_min(10_000_000, 20, base_min=0, efficiency=1.0) == 150
 
 
 def test_config_overrides_and_unknown_keys():
     auto = R.solver_resources_for(1_000_000)
-    assert auto == {"tasks": 7, "mem_mb_per_cpu": 1600, "mem_mb": 11200, "runtime": 296}
+    assert auto == {"tasks": 7, "mem_mb_per_cpu": 1100, "mem_mb": 7700, "runtime": 82}
     fixed = R.solver_resources_for(1_000_000, {"solver_tasks": 4, "solver_runtime_min": 90})
-    # 500 + 6000 / 4 * 1.25 = 2375 -> 2400 MB per rank
-    assert fixed == {"tasks": 4, "mem_mb_per_cpu": 2400, "mem_mb": 9600, "runtime": 90}
+    # 500 + 3000 / 4 * 1.25 = 1437.5 -> 1500 MB per rank
+    assert fixed == {"tasks": 4, "mem_mb_per_cpu": 1500, "mem_mb": 6000, "runtime": 90}
     assert R.solver_resources_for(1_000_000, {"solver_mem_mb_per_task": 999})["mem_mb_per_cpu"] == 999
     with pytest.raises(ConfigError, match="hpc.solver_taks"):
         R.settings({"solver_taks": 4})

@@ -14,8 +14,14 @@ Solver model (M tetrahedra, n MPI ranks, a = Snakemake's attempt number, 1 on fi
 
 The memory per million elements covers the P1 exchange/anisotropy operators (3 components),
 the scalar-potential Poisson matrix of magnet plus air shell and its algebraic-multigrid
-hierarchy, and the minimiser's vectors. The defaults are conservative estimates; replace them
-with the solver benchmark's measured figures (``benchmarks/``) for your machine.
+hierarchy, and the minimiser's vectors. Defaults from the solver benchmark
+(``benchmarks/micromag_scaling.py``, ``benchmarks/out/micromag_scaling.json``; cubes with air
+shell, 0.1-1.05 M elements, 1-2 ranks, on a loaded 2-core machine): peak memory at most
+1900 MB per million elements including the per-process base (1.18 GB at 1.05 M elements on
+one rank), 1.16 s per minimiser iteration per million elements on one rank. A curve of ~45
+field points x ~100 iterations is ~4500 iterations = ~90 CPU-min per million elements. The
+defaults keep a margin over these (3000 MB and 300 CPU-min per million elements): a job
+that still runs out of time resumes from its checkpoint on the retry, with more time.
 
 Image stages hold a few float copies of the stack:
 
@@ -40,11 +46,11 @@ DEFAULTS: dict[str, float | int | None] = {
     "solver_max_tasks": 256,
     "solver_mem_mb_per_task": None,
     "solver_mem_mb_base_per_task": 500,
-    "solver_mem_mb_per_million_elements": 6000,
+    "solver_mem_mb_per_million_elements": 3000,
     "solver_mem_imbalance": 1.25,
     "solver_runtime_min": None,
     "solver_runtime_min_base": 10,
-    "solver_cpu_min_per_million_elements": 1200,
+    "solver_cpu_min_per_million_elements": 300,
     "solver_parallel_efficiency": 0.6,
     "image_mem_mb": None,
     "image_mem_mb_base": 500,
