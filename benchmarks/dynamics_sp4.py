@@ -44,7 +44,7 @@ def peers_python() -> Path:
     return py
 
 
-def run_magtwin(work: Path, cell: float, field: int, ranks: int) -> dict:
+def run_magtwin(work: Path, cell: float, field: int, ranks: int, method: str) -> dict:
     from magtwin.io.mesh_artefact import write_mesh_artefact
     from magtwin.micromag.shapes import box_mesh
 
@@ -56,13 +56,15 @@ def run_magtwin(work: Path, cell: float, field: int, ranks: int) -> dict:
     m0 = np.where(((x < 1e-6) | (x > 500 - 1e-6))[:, None], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0])
     with h5py.File(work / "init.h5", "w") as f:   # ends along y: relaxes into the s-state
         f["snapshots/0/m"] = m0
-    out = work / f"magtwin_f{field}.h5"
+    out = work / f"magtwin_f{field}_{method}.h5"
     cmd = ([] if ranks == 1 else ["mpirun", "-n", str(ranks)]) + [
         sys.executable, "-m", "magtwin.cli.main", "-q", "dynamics", "--mesh", str(work / "mesh.h5"),
         "--materials", str(work / "mat.yaml"), "--alpha", "0.02", "--gamma", repr(GAMMA),
         "--t-end-ns", "1.0", f"--field={FIELDS_MT[field]}", "--field-unit", "mT", "--initial",
         str(work / "init.h5"), "--relax", "--relax-torque", "1e-5", "--stop-crossing", "x:0",
-        "--demag-rtol", "1e-6", "--out", str(out)]
+        "--demag-rtol", "1e-6", "--method", method, "--out", str(out)]
+    if method == "arkimex":
+        cmd[-2:-2] = ["--rtol", "1e-4", "--atol", "1e-4", "--dt-max-ns", "0.002"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ))
     wall = time.perf_counter() - t0
@@ -72,7 +74,7 @@ def run_magtwin(work: Path, cell: float, field: int, ranks: int) -> dict:
         cross = json.loads(f.attrs["crossing_json"])
         stats = json.loads(f.attrs["stats_json"])
         m_relaxed = f["timeseries/m_mean"][0].tolist()
-    return {"code": "magtwin", "cell_nm": cell, "field": field, "ranks": ranks, "nodes": len(mesh.points_nm),
+    return {"code": f"magtwin {method}", "cell_nm": cell, "field": field, "ranks": ranks, "nodes": len(mesh.points_nm),
             "m_relaxed": m_relaxed, "crossing": cross, "wall_total_s": wall, "stats": stats}
 
 
@@ -97,6 +99,7 @@ def main() -> None:
     ap.add_argument("--cell-nm", type=float, default=5.0)
     ap.add_argument("--fields", default="1,2")
     ap.add_argument("--ranks", type=int, default=1, help="MPI ranks for magtwin = torch threads for magnum.np")
+    ap.add_argument("--methods", default="rk5dp,arkimex", help="magtwin integrators to time")
     ap.add_argument("--no-peer", action="store_true", help="skip magnum.np")
     a = ap.parse_args()
     cell = 10.0 if a.quick else a.cell_nm
@@ -105,15 +108,16 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     for fld in fields:
-        rows.append(run_magtwin(work, cell, fld, a.ranks))
+        for method in a.methods.split(","):
+            rows.append(run_magtwin(work, cell, fld, a.ranks, method))
         if not a.no_peer:
             rows.append(run_magnumnp(work, cell, fld, a.ranks))
     print(f"µMAG SP4, cell {cell:g} nm, {a.ranks} rank(s)/thread(s); first zero crossing of <mx>")
-    print(f"{'code':10s} {'field':>5s} {'<mx>0':>7s} {'<my>0':>7s} {'t_cross ns':>10s} {'<my>':>7s} "
+    print(f"{'code':16s} {'field':>5s} {'<mx>0':>7s} {'<my>0':>7s} {'t_cross ns':>10s} {'<my>':>7s} "
           f"{'<mz>':>7s} {'wall s':>8s}")
     for r in rows:
         c = r["crossing"] or {"t_ns": float("nan"), "m_mean": [np.nan] * 3}
-        print(f"{r['code']:10s} {r['field']:5d} {r['m_relaxed'][0]:7.4f} {r['m_relaxed'][1]:7.4f} "
+        print(f"{r['code']:16s} {r['field']:5d} {r['m_relaxed'][0]:7.4f} {r['m_relaxed'][1]:7.4f} "
               f"{c['t_ns']:10.5f} {c['m_mean'][1]:7.4f} {c['m_mean'][2]:7.4f} {r['wall_total_s']:8.1f}")
     res = {"cell_nm": cell, "ranks": a.ranks, "machine_cores": os.cpu_count(), "runs": rows}
     (HERE / "out" / "dynamics_sp4.json").write_text(json.dumps(res, indent=1))

@@ -101,3 +101,20 @@ def test_ramp_switching_approaches_stoner_wohlfarth(tmp_path):
     assert abs(c["m_mean"][2]) < 1e-9
     # switching after (never before) the SW field, and within 2 % of it for 2 T/ns
     assert h_sw * b_a < b_cross < 1.02 * h_sw * b_a
+
+
+def test_stop_when_torque_below_tolerance(cube):
+    # alpha = 1: relaxation time (1 + alpha^2) / (alpha gamma B) = 11 ps at 1 T; from 30 deg the
+    # torque B sin(theta) falls below 1e-2 T after ln(tan(15 deg) / tan(asin(1e-2) / 2)) * 11 ps.
+    # (The exchange torque of the integration error, ~ 20 T x atol here, must stay well below.)
+    out = cube / "torque.h5"
+    run_cli("dynamics", "--mesh", cube / "mesh.h5", "--materials", cube / "mat.yaml", "--no-demag",
+            "--alpha", 1.0, "--t-end-ns", 10, "--field", "0,0,1", "--initial-m", "0.5,0,0.8660254",
+            "--stop-torque", 1e-2, "--rtol", 1e-8, "--atol", 1e-8, "--out", out, check=True)
+    with h5py.File(out) as f:
+        assert f.attrs["stop_reason"] == "torque"
+        t, tq = f["timeseries/t_ns"][...], f["timeseries/max_torque_T"][...]
+    tau = 2 / (GAMMA_E * 1.0) * 1e9
+    t_expected = tau * math.log(math.tan(math.radians(15)) / math.tan(math.asin(1e-2) / 2))
+    assert tq[-1] < 1e-2 <= tq[-2]
+    assert t[-2] <= t_expected * (1 + 1e-3) and t[-1] >= t_expected * (1 - 1e-3)
