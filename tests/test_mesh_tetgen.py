@@ -12,7 +12,7 @@ import pytest
 from magtwin.mesh.build import mesh_geometry
 from magtwin.model.geometry import build_geometry
 
-from .model_helpers import face_usage, jittered_sites, min_dihedral_deg, slab_thickness, tet_volumes
+from .model_helpers import face_usage, jittered_sites, min_dihedral_deg, radius_edge, slab_thickness, tet_volumes
 
 
 def _check_conforming_box(mesh, lo, hi):
@@ -56,6 +56,10 @@ def test_two_grain_slab_mesh_is_exact_and_good():
     dmin = min_dihedral_deg(mesh.points_nm, mesh.tetrahedra)
     assert dmin.min() >= 5.0
     assert stats["quality"]["min_dihedral_deg"] == pytest.approx(dmin.min(), abs=1e-6)
+    # radius-edge bound 2 (TetGen -q2): the few elements TetGen leaves above it stay rare
+    ratio = radius_edge(mesh.points_nm, mesh.tetrahedra)
+    assert np.mean(ratio > 2.0) < 0.02 and ratio.max() < 10
+    assert stats["quality"]["radius_edge_ratio_max"] == pytest.approx(ratio.max(), rel=1e-6)
     assert all(kinds[int(r)] in ("grain", "gb") for r in np.unique(mesh.region_id))
 
 

@@ -90,7 +90,8 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
         raise InputError(f"the mesh has {len(tets)} elements (> mesh.max_elements = {prm['max_elements']})", source)
     sliver_report = {}
     if float(prm["sliver_target_deg"]) > 0:
-        nodes, sliver_report = remove_slivers(nodes, tets, rid, float(prm["sliver_target_deg"]))
+        nodes, sliver_report = remove_slivers(nodes, tets, rid, float(prm["sliver_target_deg"]),
+                                              ratio_bound=float(prm["radius_edge_ratio"]))
     t3 = time.perf_counter()
     vol = tetrahedron_volumes(nodes, tets)
     rvol = np.bincount(rid, weights=vol, minlength=max(kinds) + 1)

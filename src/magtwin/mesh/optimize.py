@@ -86,9 +86,24 @@ def _min_dihedral(q: np.ndarray) -> np.ndarray:
     return best
 
 
+def _radius_edge(q: np.ndarray) -> np.ndarray:
+    """Circumradius / shortest edge of elements given by coordinates (n, 4, 3)."""
+    a, b, c = q[:, 1] - q[:, 0], q[:, 2] - q[:, 0], q[:, 3] - q[:, 0]
+    vol6 = np.einsum("ij,ij->i", a, _cross(b, c))
+    num = (np.einsum("ij,ij->i", a, a)[:, None] * _cross(b, c) + np.einsum("ij,ij->i", b, b)[:, None] * _cross(c, a)
+           + np.einsum("ij,ij->i", c, c)[:, None] * _cross(a, b))
+    r = np.linalg.norm(num, axis=1) / np.maximum(2.0 * np.abs(vol6), 1e-300)
+    e = np.linalg.norm(q[:, [0, 0, 0, 1, 1, 2]] - q[:, [1, 2, 3, 2, 3, 3]], axis=2).min(axis=1)
+    return r / e
+
+
 def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, target_deg: float = 10.0,
-                   passes: int = 3, seed: int = 0) -> tuple[np.ndarray, dict]:
-    """Relocate vertices of poor elements; returns new points and a small report."""
+                   passes: int = 3, seed: int = 0, ratio_bound: float = 2.0) -> tuple[np.ndarray, dict]:
+    """Relocate vertices of poor elements; returns new points and a small report.
+
+    A move is accepted only if it raises the smallest dihedral angle around the vertex,
+    keeps every element positive and does not push the largest radius–edge ratio around
+    the vertex above ``max(ratio_bound, its current value)``."""
     rng = np.random.default_rng(seed)
     pts = np.array(points, float)
     dof, normal = vertex_freedom(pts, tets, region)
@@ -124,9 +139,13 @@ def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, tar
             qq = np.broadcast_to(q, (len(cands),) + q.shape).copy()
             mask = t == v
             qq[:, mask] = cands[:, None, :]
-            score = _min_dihedral(qq.reshape(-1, 4, 3)).reshape(len(cands), -1)
-            vol = _volume6(qq.reshape(-1, 4, 3)).reshape(len(cands), -1)
-            score = np.where(vol.min(axis=1) > 0, score.min(axis=1), -1.0)
+            flat = qq.reshape(-1, 4, 3)
+            score = _min_dihedral(flat).reshape(len(cands), -1)
+            vol = _volume6(flat).reshape(len(cands), -1)
+            # never trade the radius-edge bound for dihedral angles
+            rer = _radius_edge(flat).reshape(len(cands), -1).max(axis=1)
+            ok = (vol.min(axis=1) > 0) & (rer <= max(ratio_bound, rer[0]) + 1e-12)
+            score = np.where(ok, score.min(axis=1), -1.0)
             k = int(np.argmax(score))
             if k > 0 and score[k] > score[0] + 1e-9:
                 pts[v] = cands[k]
