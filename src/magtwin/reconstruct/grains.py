@@ -102,18 +102,23 @@ class _Tracks:
 def _split_section(cur: np.ndarray, b: int, prev: np.ndarray, parts: list[list[int]],
                    next_id: int) -> tuple[np.ndarray, list[int]]:
     """Split section ``b`` of ``cur``: each pixel goes to the part (a list of labels of
-    ``prev``) owning the nearest pixel of ``prev``. Returns the new slice and the new ids."""
-    inside = cur == b
-    owner = np.zeros(prev.shape, np.int32)
+    ``prev``) owning the nearest pixel of ``prev``. Returns the new slice and the new ids.
+    Works on the bounding box of ``b`` and the parts (the distance transform is the cost)."""
+    owner_full = np.zeros(prev.shape, np.int32)
     for i, labels_a in enumerate(parts):
-        owner[np.isin(prev, labels_a)] = i + 1
+        owner_full[np.isin(prev, labels_a)] = i + 1
+    inside_full = cur == b
+    ys, xs = np.nonzero(inside_full | (owner_full > 0))
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    owner, inside = owner_full[box], inside_full[box]
     _, (iy, ix) = ndimage.distance_transform_edt(owner == 0, return_indices=True)
     near = owner[iy, ix]
     out = cur.copy()
+    sub = out[box]
     ids = []
     for i in range(len(parts)):
         nid = next_id + i
-        out[inside & (near == i + 1)] = nid
+        sub[inside & (near == i + 1)] = nid
         ids.append(nid)
     return out, ids
 
@@ -135,7 +140,7 @@ def link_slice(prev: np.ndarray, prev_track: np.ndarray, cur: np.ndarray, tracks
 
     def border_median(p: int, q: int) -> float:
         nonlocal border
-        if prev_boundary is None:
+        if prev_boundary is None or split_threshold <= 0:
             return np.inf
         if border is None:
             from magtwin.reconstruct.segment import boundary_medians
@@ -209,7 +214,8 @@ def link_sections(labels2d, out, link_overlap: float = 0.5, min_track_slices: in
         if history:
             prev, prev_tr = history[-1]
             cur, links = link_slice(prev, prev_tr, cur, tracks, link_overlap, min_track_slices,
-                                    prev_boundary=None if boundary is None else boundary[z - 1],
+                                    prev_boundary=None if boundary is None or split_threshold <= 0
+                                    else boundary[z - 1],
                                     split_threshold=split_threshold)
             # sections without a partner: try tracks that skipped slice z-1
             for old, old_tr in reversed(history[:-1]):
