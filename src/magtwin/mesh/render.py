@@ -18,8 +18,11 @@ from magtwin.io.mesh_artefact import MeshData
 
 def render_mesh(mesh: MeshData, png_path: str | os.PathLike, window_size=(1200, 900)) -> None:
     """Write a PNG of ``mesh`` (grains coloured by region, GB translucent, TJ red)."""
+    import warnings
+
     import pyvista as pv
 
+    warnings.filterwarnings("ignore", module="pyvista")
     pv.OFF_SCREEN = True
     kinds = mesh.region_kind()
     cells = np.hstack([np.full((len(mesh.tetrahedra), 1), 4), mesh.tetrahedra]).ravel()
@@ -34,14 +37,14 @@ def render_mesh(mesh: MeshData, png_path: str | os.PathLike, window_size=(1200, 
         ids = np.unique(grains.cell_data["region_id"])
         lut = {int(r): rng.uniform(0.35, 0.85) for r in ids}
         grains.cell_data["shade"] = np.array([lut[int(r)] for r in grains.cell_data["region_id"]])
-        pl.add_mesh(grains.extract_surface(), scalars="shade", cmap="Greys", show_scalar_bar=False,
+        pl.add_mesh(grains.extract_surface(algorithm="dataset_surface"), scalars="shade", cmap="Greys", show_scalar_bar=False,
                     clim=(0, 1), opacity=1.0)
     gb = grid.extract_cells(np.flatnonzero(kind_code == 1))
     if gb.n_cells:
-        pl.add_mesh(gb.extract_surface(), color="gold", opacity=0.55)
+        pl.add_mesh(gb.extract_surface(algorithm="dataset_surface"), color="gold", opacity=0.55)
     tj = grid.extract_cells(np.flatnonzero(kind_code == 2))
     if tj.n_cells:
-        pl.add_mesh(tj.extract_surface(), color="firebrick", opacity=1.0)
+        pl.add_mesh(tj.extract_surface(algorithm="dataset_surface"), color="firebrick", opacity=1.0)
     pl.add_axes()
     pl.add_text("grains (grey), GB (gold), TJ (red); nm", font_size=10)
     pl.camera_position = "iso"

@@ -9,7 +9,10 @@ regular tetrahedron, ``h³ / (6 sqrt 2)``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 
 import numpy as np
 
@@ -17,6 +20,36 @@ from magtwin.errors import InputError
 from magtwin.io.mesh_artefact import tetrahedron_volumes
 
 LOG = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """TetGen's C code prints progress to stdout even with ``Q``; keep stdout (the CLI's JSON
+    result) clean by pointing file descriptor 1 at stderr meanwhile."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        try:
+            libc_flush()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def libc_flush() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
 
 
 def regular_tet_volume(edge_nm: float) -> float:
@@ -54,7 +87,8 @@ def tetrahedralize(
     quality = f"q{radius_edge_ratio:g}" + (f"/{min_dihedral_deg:g}" if min_dihedral_deg > 0 else "")
     switches = f"p{quality}aA" + ("Y" if keep_surface else "") + ("" if LOG.isEnabledFor(logging.DEBUG) else "Q")
     try:
-        nodes, tets, attr, _ = tg.tetrahedralize(switches=switches)
+        with _stdout_to_stderr():
+            nodes, tets, attr, _ = tg.tetrahedralize(switches=switches)
     except RuntimeError as exc:
         raise InputError(f"TetGen could not mesh the model ({exc})", source) from None
     tets = np.asarray(tets, np.int64)[:, :4]
