@@ -49,10 +49,11 @@ DEFAULTS: dict[str, Any] = {
 LABEL_STAGES = ("grains", "truth")
 
 
-def read_labels(path: str | os.PathLike) -> tuple[np.ndarray, tuple, dict]:
-    """Labels (z, y, x), voxel size (z, y, x) nm and extras (alignment axis, easy axes) from
-    a ``grains``/``truth`` artefact or any HDF5 file with a ``labels`` dataset and a
-    ``voxel_size_nm`` attribute (on the root or the dataset)."""
+def read_labels(path: str | os.PathLike, crop_nm: Mapping | None = None) -> tuple[np.ndarray, tuple, dict]:
+    """Labels (z, y, x), voxel size (z, y, x) nm and extras (alignment axis, easy axes,
+    ``crop_offset_nm``) from a ``grains``/``truth`` artefact or any HDF5 file with a
+    ``labels`` dataset and a ``voxel_size_nm`` attribute (on the root or the dataset).
+    Only the ``crop_nm`` sub-box is read (big volumes never load whole)."""
     p = Path(path)
     if not p.exists():
         raise InputError("label file does not exist", p)
@@ -75,27 +76,28 @@ def read_labels(path: str | os.PathLike) -> tuple[np.ndarray, tuple, dict]:
         vs = tuple(float(v) for v in np.ravel(vs))
         if len(vs) != 3 or min(vs) <= 0:
             raise InputError(f"'voxel_size_nm' must be 3 positive numbers, got {vs}", p)
-        labels = ds[...]
+        if ds.ndim != 3:
+            raise InputError(f"'labels' must be a 3D (z, y, x) volume, got shape {ds.shape}", p)
+        sl, offset = _crop_slices(ds.shape, vs, crop_nm, p)
+        labels = ds[sl]
         if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
             raise InputError("'labels' contains negative values", p)
-        extra: dict = {}
+        extra: dict = {"crop_offset_nm": offset}
         if "alignment_axis" in f.attrs:
             extra["alignment_axis"] = np.asarray(f.attrs["alignment_axis"], float)
         if "easy_axes" in f:
             extra["easy_axes"] = f["easy_axes"][...]
-    return labels.astype(np.int64), vs, extra
+    return labels, vs, extra
 
 
-def _crop(labels: np.ndarray, vs, crop_nm: Mapping | None, source) -> tuple[np.ndarray, np.ndarray]:
-    """Crop the label volume to whole voxels inside ``crop_nm`` ({x,y,z: [lo, hi]} nm);
-    returns the cropped labels and the xyz nm offset of its origin."""
-    if not crop_nm:
-        return labels, np.zeros(3)
+def _crop_slices(shape, vs, crop_nm: Mapping | None, source) -> tuple[tuple, np.ndarray]:
+    """Index slices (z, y, x) of the whole voxels inside ``crop_nm`` ({x,y,z: [lo, hi]} nm)
+    and the xyz nm offset of the cropped origin."""
     sl = []
     offset = np.zeros(3)
     for axis_zyx, name in enumerate("zyx"):
-        n = labels.shape[axis_zyx]
-        rng = crop_nm.get(name)
+        n = shape[axis_zyx]
+        rng = (crop_nm or {}).get(name)
         if rng is None:
             sl.append(slice(0, n))
             continue
@@ -103,10 +105,11 @@ def _crop(labels: np.ndarray, vs, crop_nm: Mapping | None, source) -> tuple[np.n
         a = max(0, int(np.floor(lo / vs[axis_zyx] + 1e-9)))
         b = min(n, int(np.ceil(hi / vs[axis_zyx] - 1e-9)))
         if b - a < 2:
-            raise ConfigError(f"model.crop_nm.{name} = {rng} leaves fewer than 2 voxels of {n}", source)
+            raise ConfigError(f"model.crop_nm.{name} = {list(rng)} leaves fewer than 2 of the {n} voxels "
+                              f"({vs[axis_zyx]:g} nm) of {source}")
         sl.append(slice(a, b))
         offset["xyz".index(name)] = a * vs[axis_zyx]
-    return labels[tuple(sl)], offset
+    return tuple(sl), offset
 
 
 def model_from_labels(labels: np.ndarray, voxel_size_nm, params: Mapping[str, Any], extra: Mapping | None = None,
@@ -117,7 +120,11 @@ def model_from_labels(labels: np.ndarray, voxel_size_nm, params: Mapping[str, An
     scale = float(prm["scale"])
     if not scale > 0:
         raise ConfigError(f"model.scale must be > 0, got {scale}", source)
-    labels, offset = _crop(labels, voxel_size_nm, prm.get("crop_nm"), source)
+    if "crop_offset_nm" in extra:  # already cropped while reading
+        offset = np.asarray(extra["crop_offset_nm"], float)
+    else:
+        sl, offset = _crop_slices(labels.shape, voxel_size_nm, prm.get("crop_nm"), source)
+        labels = labels[sl]
     fit = fit_laguerre(labels, voxel_size_nm, source=source, n_sample=int(prm["fit_sample_voxels"]),
                        iterations=int(prm["fit_iterations"]),
                        touch_distance_vox=int(prm["touch_distance_voxels"]), seed=int(prm["seed"]))
@@ -178,7 +185,7 @@ def write_model(path, geom: Geometry, fit_report: dict, sites, weights, params, 
 def run_model(labels_path, out_path, params: Mapping[str, Any] | None = None) -> dict:
     """Model stage: labels file -> ``06_model.h5``. Returns the fit report."""
     prm = {**DEFAULTS, **dict(params or {})}
-    labels, vs, extra = read_labels(labels_path)
+    labels, vs, extra = read_labels(labels_path, prm.get("crop_nm"))
     geom, report, sites, weights = model_from_labels(labels, vs, prm, extra, source=labels_path)
     write_model(out_path, geom, report, sites, weights, prm, inputs=[labels_path])
     kinds = {k: sum(r["kind"] == k for r in geom.regions) for k in ("grain", "gb", "tj")}
