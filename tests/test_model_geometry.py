@@ -143,3 +143,20 @@ def test_fit_on_synthetic_ground_truth_reaches_90_percent(tmp_path):
     accuracy = np.mean(fit.grain_ids[np.argmin(pw, axis=1)] == labels[z, y, x])
     assert accuracy >= 0.90
     assert fit.accuracy == pytest.approx(accuracy, abs=1e-9)
+
+
+def test_symmetric_triple_junction_volume_and_size_analytic():
+    """Three grains meeting at 120° along a straight edge of length H: each grain's TJ piece
+    is the rhombus of points within t/2 of both its faces, area (t/2)² / sin 120°, so the TJ
+    has cross-section 3 (t/2)² / sin 120° = (sqrt(3)/2) t² and equivalent diameter
+    2 sqrt(A / pi) = 1.0501 t."""
+    t, H = 2.0, 20.0
+    ang = np.radians([90.0, 210.0, 330.0])
+    sites = np.column_stack([30 + 15 * np.cos(ang), 30 + 15 * np.sin(ang), np.full(3, H / 2)])
+    g = build_geometry(sites, np.zeros(3), np.array([1, 2, 3]), [0, 0, 0], [60, 60, H], t, 0.05, 3.0)
+    tj = [r for r in g.regions if r["kind"] == "tj"]
+    assert len(tj) == 1
+    area = np.sqrt(3) / 2 * t**2
+    assert tj[0]["volume_nm3"] == pytest.approx(area * H, rel=1e-9)
+    assert tj[0]["size_nm"] == pytest.approx(2 * np.sqrt(area / np.pi), rel=1e-6)
+    assert tj[0]["tj_class"] == "thin"  # 2.10 nm < 3.0 nm threshold
