@@ -206,8 +206,6 @@ def triangulate(plc: PLC, facet_size_nm: np.ndarray) -> tuple[np.ndarray, np.nda
     of points and a 2D Delaunay triangulation (the boundary of a convex polygon is always
     Delaunay). Returns ``(points (N, 3), triangles (T, 3), facet index (T,))``.
     """
-    from scipy.spatial import Delaunay
-
     pts = [p for p in plc.points]
     seg_size: dict[tuple[int, int], float] = {}
     for loop, h in zip(plc.loops, facet_size_nm):

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from magtwin.errors import InputError
 from magtwin.model.polyhedra import PlaneSet, Polyhedron, clip
 
