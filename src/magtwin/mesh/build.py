@@ -55,9 +55,9 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
     sel = [k for k, p in enumerate(geom.pieces) if not p.sliver or p.region not in seeded]
     seeds = np.array([geom.pieces[k].poly.centroid() for k in sel])
     seed_reg = reg[sel]
-    # TetGen may fail next to features far thinner than the elements: retry keeping the
-    # given surface (-Y), then with a slightly different surface size
-    attempts = [(1.0, False), (1.0, True), (0.93, False), (0.93, True)]
+    # TetGen may fail next to features far thinner than the elements: retry with a slightly
+    # different surface size, then keeping the given surface (-Y, lower quality near it)
+    attempts = [(1.0, False), (0.93, False), (1.08, False), (1.0, True), (0.93, True)]
     last_error = None
     t1 = t2 = time.perf_counter()
     for factor, keep in attempts:
