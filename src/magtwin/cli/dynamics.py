@@ -16,10 +16,6 @@ from pathlib import Path
 from magtwin.cli._common import add_out_argument
 
 
-def _vec_or_scalar(text: str) -> str:
-    return text
-
-
 def register(sub) -> None:
     p = sub.add_parser("dynamics", help="LLG magnetisation dynamics (MPI-parallel, PETSc TS)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 from mpi4py import MPI
 
-from magtwin.errors import ConfigError, InputError, MagtwinError
+from magtwin.errors import InputError, MagtwinError
 from magtwin.io.artefact import ArtefactWriter
 from magtwin.io.mesh_artefact import MeshData, read_mesh_artefact
 from magtwin.micromag.applied_field import FieldSchedule
@@ -129,8 +129,3 @@ def run_dynamics(mesh_path, materials_path, out_path, schedule: FieldSchedule, o
         raise Interrupted(f"stopped by a signal at t = {res.stats['t_final_ns']:.6g} ns; state written to "
                           f"{target.name} (continue with --initial {target.name})", out)
     return out
-
-
-def check_positive_cli(value: float | None, name: str) -> None:
-    if value is not None and not value > 0:
-        raise ConfigError(f"{name} must be positive, got {value}", "command line")
