@@ -1,8 +1,19 @@
 """Integration tests against a real single-node SLURM cluster (started by tests/conftest.py).
 
-The tiny workflow in tests/data/slurm_workflow runs through ``snakemake --profile
-profiles/slurm`` exactly as a user would, plus the overrides this test cluster needs (no
-accounting database: status from squeue; short first status check).
+Everything runs through ``snakemake --profile profiles/slurm`` exactly as a user would, plus
+the overrides this test cluster needs (no accounting database: status from squeue; short first
+status check):
+
+* the tiny workflow in tests/data/slurm_workflow: a serial rule as a job array, an MPI rule
+  (petsc4py, 2 ranks via srun, tasks computed from the mesh size) over a 2-point sweep, and a
+  point whose solver fails on one rank;
+* a profile without partition on a cluster without default partition;
+* the real pipeline on a tiny synthetic sample (per-sample stages grouped into one job, 2 MPI
+  solver jobs, analysis) with one solver job killed mid-run by SIGTERM and resumed by
+  Snakemake's retry from its checkpoint to the same curve as an uninterrupted run.
+
+The ~20 s per dependency level are the plugin's status polling (first check after 1 s, then
+every 10 s more while nothing finished) plus Snakemake's start-up inside every job.
 """
 
 from __future__ import annotations
@@ -131,66 +142,6 @@ def test_profile_without_partition_on_cluster_without_default(slurm_cluster, wor
     assert not (workflow_copy / "results/p1/mesh.h5").exists()
 
 
-def _running_jobs() -> list[str]:
-    r = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i"], capture_output=True, text=True, env=slurm_env())
-    return r.stdout.split()
-
-
-def test_solver_killed_mid_run_resumes_to_the_same_curve(slurm_cluster, workflow_copy):
-    from magtwin.io.mesh_artefact import write_mesh_artefact
-    from magtwin.micromag.shapes import box_mesh
-
-    d = workflow_copy
-    field = re.search(r'^FIELD = "(.*)"$', (d / "resume.smk").read_text(), re.M).group(1).split()
-    write_mesh_artefact(d / "mesh.h5", box_mesh((4.0, 4.0, 4.0), (2, 2, 2)))
-    (d / "mat.yaml").write_text("grain: {Js_T: 1.5, K1_J_per_m3: 4.3e+6, A_J_per_m: 7.7e-12}\n")
-    (d / "settings.yaml").write_text("solver: {checkpoint_interval_s: 0}\n")   # only on the signal
-    # Uninterrupted reference, same command on 2 ranks outside SLURM (while SLURM works).
-    ref = subprocess.Popen(["mpiexec", "-n", "2", sys.executable, "-m", "magtwin.cli.main", "simulate",
-                            "--mesh", "mesh.h5", "--materials", "mat.yaml", "--settings", "settings.yaml",
-                            *field, "--out", "full.h5"],
-                           cwd=d, env=slurm_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-    cmd = [sys.executable, "-m", "snakemake", "-s", "resume.smk", "--profile", str(ROOT / "profiles/slurm"),
-           *TEST_OVERRIDES, "--retries", "1", "results/cut.h5"]
-    log = d / "logs/cut.log"
-    proc = subprocess.Popen(cmd, cwd=d, env=slurm_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        # Once the solver has accepted a few field points: SIGTERM to the job's steps, as SLURM
-        # does at the time limit or on preemption.
-        deadline = time.monotonic() + 180
-        killed = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            text = log.read_text() if log.exists() else ""
-            if text.count(" field ") >= 3 and _running_jobs():
-                killed = _running_jobs()[0]
-                subprocess.run(["scancel", "--signal=TERM", killed], check=True, env=slurm_env())
-                break
-            time.sleep(0.1)
-        assert killed, "the solver job never reached its third field point"
-        out, _ = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        _, ref_err = ref.communicate(timeout=300)
-    assert ref.returncode == 0, ref_err[-3000:]
-    assert proc.returncode == 0, out[-4000:]
-    # First SLURM job stopped by the signal (after writing the checkpoint: no result yet); the
-    # retry, a second SLURM job, resumed from the checkpoint instead of starting from zero.
-    assert out.count("has been submitted with SLURM jobid") == 2, out[-4000:]
-    assert f"SLURM-job '{killed}' failed" in out, out[-4000:]
-    text = log.read_text()       # Snakemake clears the log for the retry: the resumed run's
-    resumed = re.search(r"resumed from \S*cut.h5.ckpt at point (\d+)", text)
-    assert resumed and int(resumed.group(1)) >= 3, text[-3000:]
-    assert not (d / "results/cut.h5.ckpt").exists()
-    with h5py.File(d / "full.h5") as a, h5py.File(d / "results/cut.h5") as b:
-        np.testing.assert_allclose(b["curve/field_T"][...], a["curve/field_T"][...], atol=1e-12)
-        np.testing.assert_allclose(b["curve/J_T"][...], a["curve/J_T"][...], atol=1e-4)
-        np.testing.assert_allclose(b["curve/jumps_T"][...], a["curve/jumps_T"][...], atol=1e-12)
-        assert len(a["curve/jumps_T"][...]) >= 1          # the switching is part of the comparison
-        assert b["curve/converged"][...].all()
-
-
 # The real pipeline on a tiny synthetic sample. The per-sample stages go as ONE SLURM job (a
 # Snakemake group: a chain of short jobs need not wait in the queue one by one), the solver
 # inputs of both points as another, each sweep point as its own 2-task MPI job, the analysis
@@ -208,34 +159,81 @@ TINY_PIPELINE = {
 PREP_RULES = ("synth", "ingest", "denoise", "align", "segment", "grains", "model", "mesh")
 
 
-def test_real_pipeline_through_slurm_profile(slurm_cluster, tmp_path):
+def _simulate_job_of(point: str) -> str | None:
+    """SLURM id of the running `simulate` job of sweep point ``point`` (from the plugin's
+    job comment ``rule_simulate_wildcards_<sample>_<point>``)."""
+    r = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i|%k"], capture_output=True, text=True, env=slurm_env())
+    for line in r.stdout.splitlines():
+        job, _, comment = line.partition("|")
+        if comment.startswith("rule_simulate_") and comment.endswith("_" + point):
+            return job
+    return None
+
+
+def test_real_pipeline_through_slurm_profile_with_a_killed_and_resumed_solver_job(slurm_cluster, tmp_path):
     import yaml
 
     cfg = dict(TINY_PIPELINE, results_dir=str(tmp_path / "results"))
     cfg_file = tmp_path / "tiny.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
-    target = tmp_path / "results/synthetic/09_analysis/summary.csv"
+    res = tmp_path / "results/synthetic"
+    target = res / "09_analysis/summary.csv"
     groups = [f"{r}=prep" for r in PREP_RULES] + ["simulate_inputs=inputs", "analyse=post", "figures=post"]
-    args = ["--configfile", str(cfg_file), "--groups", *groups, "--group-components", "inputs=100",
-            "--retries", "0", str(target)]
-    dry = subprocess.run([sys.executable, "-m", "snakemake", "--profile", str(ROOT / "profiles/slurm"),
-                          *TEST_OVERRIDES, "-n", *args], cwd=ROOT, env=slurm_env(),
-                         capture_output=True, text=True, timeout=120)
-    said = dry.stdout + dry.stderr
-    if dry.returncode != 0 and "Missing input files" in said and "07_mesh.h5" in said:
-        pytest.skip("the workflow has no rule producing 07_mesh.h5 yet (model/mesh stages)")
-    assert dry.returncode == 0, said[-3000:]
-
-    r = subprocess.run([sys.executable, "-m", "snakemake", "--profile", str(ROOT / "profiles/slurm"),
-                        *TEST_OVERRIDES, *args], cwd=ROOT, env=slurm_env(),
-                       capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-4000:]
+    cmd = [sys.executable, "-m", "snakemake", "--profile", str(ROOT / "profiles/slurm"), *TEST_OVERRIDES,
+           "--configfile", str(cfg_file), "--groups", *groups, "--group-components", "inputs=100",
+           "--retries", "1", str(target)]
+    victim = "gbJs0.8_angle0"
+    log = ROOT / f"logs/synthetic/08_simulate_{victim}.log"
+    t_start = time.time()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=slurm_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    killed = None
+    try:
+        # Once the victim's solver has accepted a few field points: SIGTERM to its job's steps,
+        # as SLURM does at the time limit or on preemption. Snakemake's retry must resume it.
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            fresh = log.exists() and log.stat().st_mtime > t_start
+            if fresh and log.read_text().count(" field ") >= 3:
+                killed = _simulate_job_of(victim)
+                if killed:
+                    subprocess.run(["scancel", "--signal=TERM", killed], check=True, env=slurm_env())
+                    break
+            time.sleep(0.1)
+        out, _ = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-4000:]
+    assert killed, "the solver job of the victim point was never seen running"
     assert target.exists()
-    jobs = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*rule_simulate/", r.stderr)
-    assert len(jobs) == 2, r.stderr[-4000:]
+
+    # Both sweep points ran as MPI jobs of 2 tasks through the profile's srun; the victim twice:
+    # stopped by the signal (checkpoint, no result), then resubmitted and resumed - not
+    # restarted from zero.
+    jobs = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*rule_simulate/", out)
+    assert len(jobs) == 3, out[-4000:]
+    assert f"SLURM-job '{killed}' failed" in out, out[-4000:]
     for job in jobs:
         assert _job_field(job, "NumTasks") == "2"
-    for point in ("gbJs0_angle0", "gbJs0.8_angle0"):
-        assert (tmp_path / f"results/synthetic/08_simulate/{point}.h5").exists()
-        # the solver itself saw 2 MPI ranks (launched by the profile's srun)
+    for point in ("gbJs0_angle0", victim):
+        assert (res / f"08_simulate/{point}.h5").exists()
+        assert not (res / f"08_simulate/{point}.h5.ckpt").exists()
+        # the solver itself saw 2 MPI ranks
         assert ", 2 ranks;" in (ROOT / f"logs/synthetic/08_simulate_{point}.log").read_text()
+    text = log.read_text()        # Snakemake starts the retry with a fresh log
+    resumed = re.search(r"resumed from \S*\.ckpt at point (\d+)", text)
+    assert resumed and int(resumed.group(1)) >= 3, text[-3000:]
+
+    # Same curve as an uninterrupted run of the same command on 2 ranks.
+    pt = res / f"08_simulate/{victim}"
+    ref = subprocess.run(["mpiexec", "-n", "2", sys.executable, "-m", "magtwin.cli.main", "simulate",
+                          "--mesh", str(res / "07_mesh.h5"), "--materials", f"{pt}.materials.yaml",
+                          "--settings", f"{pt}.settings.yaml", "--out", str(tmp_path / "reference.h5")],
+                         env=slurm_env(), capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    with h5py.File(tmp_path / "reference.h5") as a, h5py.File(f"{pt}.h5") as b:
+        np.testing.assert_allclose(b["curve/field_T"][...], a["curve/field_T"][...], atol=1e-12)
+        np.testing.assert_allclose(b["curve/J_T"][...], a["curve/J_T"][...], atol=1e-4)
+        np.testing.assert_allclose(b["curve/jumps_T"][...], a["curve/jumps_T"][...], atol=1e-12)
+        assert b["curve/converged"][...].all()
