@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -78,6 +77,8 @@ def run_magtwin(work: Path, cell: float, refine: float, ranks: int) -> dict:
     wall, rss, proc = timed(cmd, env)
     if proc.returncode != 0:
         raise SystemExit(f"magtwin failed:\n{proc.stderr}")
+    import h5py
+
     with h5py.File(out) as f:
         b, jh = f["curve/field_T"][...], f["curve/J_along_field_T"][...]
         its = int(f["curve/iterations"][...].sum())

@@ -22,7 +22,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -118,6 +117,8 @@ def run_magtwin(work: Path, L: float, ranks: int) -> tuple[dict, dict]:
     wall, rss, proc = timed(cmd, dict(os.environ, OMPI_MCA_mpi_yield_when_idle="1"))
     if proc.returncode != 0:
         raise SystemExit(f"magtwin failed:\n{proc.stderr}")
+    import h5py
+
     with h5py.File(out) as f:
         b, jh = f["curve/field_T"][...], f["curve/J_along_field_T"][...]
         its = int(f["curve/iterations"][...].sum())
