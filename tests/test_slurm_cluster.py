@@ -183,7 +183,7 @@ def test_real_pipeline_through_slurm_profile_with_a_killed_and_resumed_solver_jo
            "--configfile", str(cfg_file), "--groups", *groups, "--group-components", "inputs=100",
            "--retries", "1", str(target)]
     victim = "gbJs0.8_angle0"
-    log = ROOT / f"logs/synthetic/08_simulate_{victim}.log"
+    log = tmp_path / "results" / f"logs/synthetic/08_simulate_{victim}.log"
     t_start = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=slurm_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -220,7 +220,7 @@ def test_real_pipeline_through_slurm_profile_with_a_killed_and_resumed_solver_jo
         assert (res / f"08_simulate/{point}.h5").exists()
         assert not (res / f"08_simulate/{point}.h5.ckpt").exists()
         # the solver itself saw 2 MPI ranks
-        assert ", 2 ranks;" in (ROOT / f"logs/synthetic/08_simulate_{point}.log").read_text()
+        assert ", 2 ranks;" in (tmp_path / "results" / f"logs/synthetic/08_simulate_{point}.log").read_text()
     text = log.read_text()        # Snakemake starts the retry with a fresh log
     resumed = re.search(r"resumed from \S*\.ckpt at point (\d+)", text)
     assert resumed and int(resumed.group(1)) >= 3, text[-3000:]

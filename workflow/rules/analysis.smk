@@ -36,7 +36,7 @@ rule analyse:
         fit_grid_points=int(config["analysis"]["fit_grid_points"]),
         fit_min_coverage=float(config["analysis"]["fit_min_coverage"]),
     log:
-        "logs/{sample}/09_analyse.log",
+        f"{RESULTS}/logs/{{sample}}/09_analyse.log",
     conda:
         "../../envs/base.yaml"
     script:
@@ -72,7 +72,7 @@ rule figures:
     params:
         render_snapshots=int(config["analysis"]["render_snapshots"]),
     log:
-        "logs/{sample}/09_figures.log",
+        f"{RESULTS}/logs/{{sample}}/09_figures.log",
     conda:
         "../../envs/base.yaml"
     script:

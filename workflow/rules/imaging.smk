@@ -11,7 +11,7 @@ rule denoise:
     params:
         denoise=config["denoise"],
     log:
-        "logs/{sample}/02_denoise.log",
+        f"{RESULTS}/logs/{{sample}}/02_denoise.log",
     conda:
         "../../envs/imaging.yaml"
     script:
@@ -27,7 +27,7 @@ rule align:
     params:
         align=config["align"],
     log:
-        "logs/{sample}/03_align.log",
+        f"{RESULTS}/logs/{{sample}}/03_align.log",
     conda:
         "../../envs/imaging.yaml"
     script:
@@ -43,7 +43,7 @@ rule segment:
     params:
         segment=config["segment"],
     log:
-        "logs/{sample}/04_segment.log",
+        f"{RESULTS}/logs/{{sample}}/04_segment.log",
     conda:
         "../../envs/imaging.yaml"
     script:
@@ -60,7 +60,7 @@ rule grains:
     params:
         grains=config["grains"],
     log:
-        "logs/{sample}/05_grains.log",
+        f"{RESULTS}/logs/{{sample}}/05_grains.log",
     conda:
         "../../envs/imaging.yaml"
     script:

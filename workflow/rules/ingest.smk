@@ -13,7 +13,7 @@ rule ingest:
         slice_thickness_nm=lambda w: config["samples"][w.sample].get("slice_thickness_nm"),
         crop_px=config["ingest"]["crop_px"],
     log:
-        "logs/{sample}/01_ingest.log",
+        f"{RESULTS}/logs/{{sample}}/01_ingest.log",
     conda:
         "../../envs/base.yaml"
     script:

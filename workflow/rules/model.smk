@@ -28,7 +28,7 @@ rule model:
     params:
         model=config["model"],
     log:
-        "logs/{sample}/06_model.log",
+        f"{RESULTS}/logs/{{sample}}/06_model.log",
     conda:
         "../../envs/model.yaml"
     script:
@@ -46,7 +46,7 @@ rule mesh:
     params:
         mesh=config["mesh"],
     log:
-        "logs/{sample}/07_mesh.log",
+        f"{RESULTS}/logs/{{sample}}/07_mesh.log",
     conda:
         "../../envs/model.yaml"
     script:
@@ -64,7 +64,7 @@ rule import_mesh:
     wildcard_constraints:
         sample="|".join(re.escape(s) for s in MESH_SAMPLES) or "(?!)",
     log:
-        "logs/{sample}/07_mesh.log",
+        f"{RESULTS}/logs/{{sample}}/07_mesh.log",
     conda:
         "../../envs/model.yaml"
     script:
@@ -78,7 +78,7 @@ rule render_model:
     output:
         f"{RESULTS}/{{sample}}/figures/model.png",
     log:
-        "logs/{sample}/render_model.log",
+        f"{RESULTS}/logs/{{sample}}/render_model.log",
     conda:
         "../../envs/model.yaml"
     script:

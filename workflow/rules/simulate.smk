@@ -24,7 +24,7 @@ rule simulate_inputs:
         simulate=config["simulate"],
         point=lambda w: {k: float(v) for k, v in SWEEP_POINTS[w.point].items()},
     log:
-        "logs/{sample}/08_simulate_inputs_{point}.log",
+        f"{RESULTS}/logs/{{sample}}/08_simulate_inputs_{{point}}.log",
     conda:
         "../../envs/base.yaml"
     script:
@@ -45,7 +45,7 @@ rule simulate:
         mpi=config["simulate"]["mpi_launcher"],
         tasks=config["simulate"]["mpi_tasks"],
     log:
-        "logs/{sample}/08_simulate_{point}.log",
+        f"{RESULTS}/logs/{{sample}}/08_simulate_{{point}}.log",
     conda:
         "../../envs/solver.yaml"
     shell:

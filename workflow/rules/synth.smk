@@ -14,7 +14,7 @@ rule synth:
     wildcard_constraints:
         sample="|".join(re.escape(s) for s in SYNTHETIC) or "(?!)",
     log:
-        "logs/{sample}/00_synth.log",
+        f"{RESULTS}/logs/{{sample}}/00_synth.log",
     conda:
         "../../envs/base.yaml"
     script:
