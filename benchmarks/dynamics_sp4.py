@@ -11,7 +11,7 @@ use (``pip install torch==2.13.0 magnumnp``), never into the project's ``.venv``
 
     python benchmarks/dynamics_sp4.py [--quick] [--cell-nm 5] [--fields 1,2] [--ranks 1]
 
-prints a table and writes ``benchmarks/out/dynamics_sp4.json``.
+prints a table and writes ``benchmarks/out/dynamics_sp4[_quick][_rN].json``.
 """
 
 from __future__ import annotations
@@ -120,8 +120,9 @@ def main() -> None:
         print(f"{r['code']:16s} {r['field']:5d} {r['m_relaxed'][0]:7.4f} {r['m_relaxed'][1]:7.4f} "
               f"{c['t_ns']:10.5f} {c['m_mean'][1]:7.4f} {c['m_mean'][2]:7.4f} {r['wall_total_s']:8.1f}")
     res = {"cell_nm": cell, "ranks": a.ranks, "machine_cores": os.cpu_count(), "runs": rows}
-    (HERE / "out" / "dynamics_sp4.json").write_text(json.dumps(res, indent=1))
-    print(f"wrote {HERE / 'out' / 'dynamics_sp4.json'}")
+    name = "dynamics_sp4" + ("_quick" if a.quick else "") + (f"_r{a.ranks}" if a.ranks > 1 else "") + ".json"
+    (HERE / "out" / name).write_text(json.dumps(res, indent=1))
+    print(f"wrote {HERE / 'out' / name}")
 
 
 if __name__ == "__main__":
