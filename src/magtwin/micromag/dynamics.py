@@ -264,10 +264,12 @@ class Dynamics:
         ts.setOptionsPrefix("llg_")
         ts.setProblemType(PETSc.TS.ProblemType.NONLINEAR)
         opts = PETSc.Options()
+        mine = []  # options set here (not by the user): removed again after setFromOptions
 
         def default(name, value):
             if not opts.hasName("llg_" + name):
                 opts.setValue("llg_" + name, value)
+                mine.append("llg_" + name)
 
         if o["method"] in ("rk5dp", "rk3bs"):
             ts.setType(PETSc.TS.Type.RK)
@@ -305,6 +307,8 @@ class Dynamics:
             default("ts_adapt_dt_max", repr(o["dt_max_ns"]))
         ts.setExactFinalTime(PETSc.TS.ExactFinalTime.MATCHSTEP)
         ts.setFromOptions()
+        for name in mine:
+            opts.delValue(name)
         return ts
 
     # -- run -------------------------------------------------------------------------------
@@ -330,7 +334,7 @@ class Dynamics:
         rec = {"t": [], "m": [], "J": [], "b": [], "E": [], "tq": []}
         sc = o["stop_crossing"]
         sc_vec = np.asarray(sc["component"]) if sc else None
-        state = {"reason": None, "crossing": None, "side": None, "bad": None, "restarts": 0}
+        state = {"reason": None, "crossing": None, "bad": None, "restarts": 0}
         signals = _Signals()
 
         def record(t):
