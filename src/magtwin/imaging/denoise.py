@@ -30,7 +30,7 @@ METHODS = ("nl_means", "bilateral", "anisotropic_diffusion", "median", "gaussian
 #: Defaults of the ``denoise`` config section (the schema documents each key).
 DEFAULTS: dict[str, Any] = {
     "method": "nl_means",
-    "strength": 0.8,
+    "strength": 0.5,
     "scale_px": 2.0,
     "destripe": True,
     "stripe_axis": "y",
@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def denoise_slice(img: np.ndarray, method: str = "nl_means", strength: float = 0.8,
+def denoise_slice(img: np.ndarray, method: str = "nl_means", strength: float = 0.5,
                   scale_px: float = 2.0, sigma: float | None = None) -> np.ndarray:
     """Edge-preserving denoising of one slice ``(y, x)`` (float32 out).
 
