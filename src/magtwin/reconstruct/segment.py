@@ -8,9 +8,9 @@ thin bright lines between grains of slightly different brightness. Per slice:
    95th percentile; averaged over ``slab_slices`` neighbouring slices with weights
    (1, 2, 1)-style binomial, because GBs are continuous surfaces and the noise is not;
 2. over-segmentation: seeded watershed of the smoothed ``b`` from its local minima
-   (``seed_min_distance_px`` apart) inside the usable region (covered by every slice, not
-   the cap) -- every pixel, GB pixels included, belongs to a section, so sections tile the
-   slice as the ground-truth cells do;
+   (``seed_min_distance_px`` apart) inside the slice's own footprint (pixels it covers after
+   alignment, minus the cap) -- every pixel, GB pixels included, belongs to a section, so
+   sections tile the slice as the ground-truth cells do;
 3. region merging on the region adjacency graph (scikit-image ``rag_boundary`` /
    ``merge_hierarchical``): neighbouring regions merge while the mean ``b`` along their shared
    border is below ``merge_threshold`` (a real GB has high ``b`` along all of it);
@@ -189,12 +189,15 @@ def run_segment(in_path: str | os.PathLike, out_path: str | os.PathLike,
     Output: ``labels2d`` uint32 (z, y, x), per-slice section ids 1..n_z (0 = not segmented);
     ``outlines/vertices_nm`` (N, 2) float64 ``(y, x)`` nm in the frame of slice 0,
     ``outlines/table`` (M, 5) int64 columns ``slice, label, first_vertex, n_vertices, area_px``;
-    ``quality/sections_per_slice``; root attrs ``voxel_size_nm``, ``quality_json``.
+    ``boundary`` float16 (z, y, x), the GB evidence (read by the grains stage);
+    ``usable_mask`` (y, x) (not cap) and ``valid_mask`` (also covered by every slice);
+    ``quality/sections_per_slice``, ``quality/line_contrast``; root attrs
+    ``voxel_size_nm``, ``quality_json``.
 
     Raises
     ------
     InputError
-        If no slice yields any grain section.
+        If the slices show no GB-line network or no grain boundaries are found.
     """
     p = merged(DEFAULTS, params, "segment")
     with open_artefact(in_path, "align") as f:
