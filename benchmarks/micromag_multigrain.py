@@ -76,10 +76,10 @@ def regions_of(centres: np.ndarray, L: float) -> np.ndarray:
     return rid
 
 
-def build_mesh(L: float):
+def build_mesh(L: float, coarse: float = 4.0):
     from magtwin.micromag.shapes import tensor_box_mesh
 
-    ax = graded_axis(L)
+    ax = graded_axis(L, coarse=coarse)
     mesh = tensor_box_mesh(ax, ax, ax, region_of_cell=lambda c: regions_of(c, L))
     regions = []
     for r in np.unique(mesh.region_id):
@@ -97,13 +97,13 @@ def build_mesh(L: float):
     return mesh
 
 
-def run_magtwin(work: Path, L: float, ranks: int) -> tuple[dict, dict]:
+def run_magtwin(work: Path, L: float, ranks: int, coarse: float = 4.0) -> tuple[dict, dict]:
     import yaml
 
     from magtwin.io.mesh_artefact import write_mesh_artefact
     from magtwin.micromag.materials import resolve_materials
 
-    mesh = build_mesh(L)
+    mesh = build_mesh(L, coarse)
     write_mesh_artefact(work / "mg.h5", mesh)
     (work / "mat.yaml").write_text(yaml.safe_dump(MATERIALS))
     mats = resolve_materials(MATERIALS, mesh.regions, mesh.region_id, mesh.alignment_axis)
@@ -125,7 +125,8 @@ def run_magtwin(work: Path, L: float, ranks: int) -> tuple[dict, dict]:
     k = np.flatnonzero(np.diff(np.sign(jh)) != 0)
     hc = float(-(b[k[0]] + (b[k[0] + 1] - b[k[0]]) * jh[k[0]] / (jh[k[0]] - jh[k[0] + 1]))) if len(k) else None
     return ({"code": "magtwin", "Hc_T": hc, "wall_s": wall, "peak_rss_MB": rss, "iterations_on_curve": its,
-             "nodes": len(mesh.points_nm), "elements": len(mesh.tetrahedra), "ranks": ranks}, axes)
+             "nodes": len(mesh.points_nm), "elements": len(mesh.tetrahedra), "ranks": ranks,
+             "coarse_nm": coarse}, axes)
 
 
 PEER = r'''
@@ -199,11 +200,12 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="40 nm instead of 80 nm")
     p.add_argument("--ranks", type=int, default=1)
     p.add_argument("--no-peers", action="store_true")
+    p.add_argument("--coarse-nm", type=float, default=4.0, help="largest element inside grains")
     args = p.parse_args()
     L = 40.0 if args.quick else 80.0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        res, axes = run_magtwin(Path(tmp), L, args.ranks)
+        res, axes = run_magtwin(Path(tmp), L, args.ranks, args.coarse_nm)
         rows.append(res)
     if not args.no_peers:
         py = ensure_peer_venv()
@@ -219,7 +221,8 @@ def main() -> None:
         print(f"{r['code']:<12}{hc:>9.3f}{r['wall_s']:>10.1f}{r['peak_rss_MB']:>9.0f}{size:>10}")
     outdir = HERE / "out"
     outdir.mkdir(exist_ok=True)
-    name = "micromag_multigrain_quick.json" if args.quick else "micromag_multigrain.json"
+    name = ("micromag_multigrain_quick" if args.quick else "micromag_multigrain") + \
+        ("" if args.coarse_nm == 4.0 else f"_coarse{args.coarse_nm:g}") + ".json"
     (outdir / name).write_text(json.dumps({"L_nm": L, "results": rows, "host_load": os.getloadavg()}, indent=2))
     print(f"wrote {outdir / name}")
 
