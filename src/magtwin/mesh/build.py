@@ -50,7 +50,9 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
     reg = np.array([p.region for p in geom.pieces])
     kept = [f for f in geom.facets if f.b < 0 or reg[f.a] != reg[f.b]]
     extent = float(np.max(geom.box_hi - geom.box_lo))
-    plc = build_plc(kept, merge_tol=1e-8 * extent)
+    # vertices closer than 1e-4 of the smallest element size are one vertex: such near-
+    # coincidences (offset planes meeting almost at a point) make TetGen fail
+    plc = build_plc(kept, merge_tol=max(1e-8 * extent, 1e-4 * min(size.values())))
     seeded = {p.region for p in geom.pieces if not p.sliver}
     sel = [k for k, p in enumerate(geom.pieces) if not p.sliver or p.region not in seeded]
     seeds = np.array([geom.pieces[k].poly.centroid() for k in sel])

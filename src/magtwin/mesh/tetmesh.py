@@ -52,6 +52,46 @@ def libc_flush() -> None:
         pass
 
 
+def _isolated(fn, source):
+    """Run ``fn`` (returning arrays) in a forked child process: TetGen aborts the whole
+    process (``malloc(): corrupted ...``) on some degenerate inputs, which must become a
+    clear error (and a retry), not a crash of the stage."""
+    import multiprocessing as mp
+    import tempfile
+
+    try:
+        ctx = mp.get_context("fork")
+    except ValueError:  # no fork (not Linux): run in-process
+        with _stdout_to_stderr():
+            try:
+                return [np.asarray(a) for a in fn()]
+            except RuntimeError as exc:
+                raise InputError(f"TetGen could not mesh the model ({exc})", source) from None
+    with tempfile.TemporaryDirectory(prefix="magtwin-tetgen-") as tmp:
+        out = os.path.join(tmp, "result.npz")
+        err = os.path.join(tmp, "error.txt")
+
+        def child():
+            try:
+                with _stdout_to_stderr():
+                    arrays = fn()
+                np.savez(out, *[np.asarray(a) for a in arrays])
+            except Exception as exc:  # reported to the parent through the file
+                with open(err, "w") as fh:
+                    fh.write(str(exc) or type(exc).__name__)
+                os._exit(1)
+            os._exit(0)
+
+        proc = ctx.Process(target=child)
+        proc.start()
+        proc.join()
+        if proc.exitcode != 0:
+            why = open(err).read() if os.path.exists(err) else f"TetGen crashed (exit code {proc.exitcode})"
+            raise InputError(f"TetGen could not mesh the model ({why})", source)
+        with np.load(out) as z:
+            return [z[f"arr_{k}"] for k in range(len(z.files))]
+
+
 def regular_tet_volume(edge_nm: float) -> float:
     """Volume (nm³) of the regular tetrahedron with edge ``edge_nm``."""
     return float(edge_nm) ** 3 / (6.0 * np.sqrt(2.0))
@@ -86,11 +126,7 @@ def tetrahedralize(
         tg.add_region(int(r), [float(c) for c in p], float(v))
     quality = f"q{radius_edge_ratio:g}" + (f"/{min_dihedral_deg:g}" if min_dihedral_deg > 0 else "")
     switches = f"p{quality}aA" + ("Y" if keep_surface else "") + ("" if LOG.isEnabledFor(logging.DEBUG) else "Q")
-    try:
-        with _stdout_to_stderr():
-            nodes, tets, attr, _ = tg.tetrahedralize(switches=switches)
-    except RuntimeError as exc:
-        raise InputError(f"TetGen could not mesh the model ({exc})", source) from None
+    nodes, tets, attr = _isolated(lambda: tg.tetrahedralize(switches=switches)[:3], source)
     tets = np.asarray(tets, np.int64)[:, :4]
     region = np.rint(np.asarray(attr).ravel()).astype(np.int32)
     vol = tetrahedron_volumes(nodes, tets)
