@@ -91,8 +91,10 @@ def test_drift_with_cap_at_twice_the_noise(pipeline):
 
 def test_drift_without_cap_is_bounded_and_reports_its_uncertainty(pipeline):
     # Without fiducials, inclined GBs bias every registration; the linear trend is removed so
-    # the bias cannot add up. Measured on tuning seeds: 0.5-1.6 px RMS over 24 slices,
-    # 1.8 px over 60 (issue: "state what the method reaches").
+    # a constant bias cannot add up. Measured: 0.5-1.6 px RMS over 24 slices (seeds 1-3, 25,
+    # 26); over 60 slices 1.8 px (seed 2) and 6.6 px (seed 25: y 0.6 px, x 6.5 px -- along
+    # the platelets only inclined side faces carry x information, and their bias varies with
+    # depth). Issue: "state what the method reaches".
     sample, paths = pipeline(24, upto="align", cap=False)
     shifts, q, cap = recovered_shifts(paths["align"])
     assert q["registration_region"].startswith("whole slice") and tuple(cap) == (-1, -1)
@@ -102,7 +104,7 @@ def test_drift_without_cap_is_bounded_and_reports_its_uncertainty(pipeline):
 
 def test_grains_match_ground_truth(pipeline):
     n_truth = n_matched = n_spurious = n_rec = 0
-    for seed in (21, 22):
+    for seed in (21, 22, 25, 26):
         sample, paths = pipeline(seed)
         with h5py.File(paths["grains"], "r") as f:
             m = match_grains(sample.truth["labels"], f["labels"], min_voxels=500, min_iou=0.8)
@@ -110,7 +112,7 @@ def test_grains_match_ground_truth(pipeline):
         n_matched += m["n_matched"]
         n_spurious += m["n_spurious"]
         n_rec += m["n_reconstructed"]
-    assert n_truth >= 25
+    assert n_truth >= 50
     assert n_matched / n_truth >= 0.9
     assert n_spurious / n_rec <= 0.05
 
