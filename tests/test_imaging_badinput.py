@@ -80,3 +80,28 @@ def test_wrong_stage_and_bad_parameter(tmp_path, capsys):
     rc = main(["-q", "denoise", str(src), "-o", str(out), "--set", "method=magic"])
     err = capsys.readouterr().err
     assert rc != 0 and "denoise.method" in err and not out.exists()
+
+
+def test_a_blank_slice_is_bridged_with_a_warning(tmp_path):
+    # a user wants to continue past one blank (e.g. beam-off) slice: interpolated shift,
+    # a warning in the artefacts, and the grains continue across it
+    import h5py
+
+    from magtwin.reconstruct.scoring import match_grains
+    s = make_sample(seed=32, shape_px=[12, 128, 160])
+    stack = s.stack.copy()
+    stack[6] = 0
+    src = _ingest(tmp_path / "in.h5", stack)
+    files = [src] + [tmp_path / f"{n}.h5" for n in ("den", "ali", "seg", "gr")]
+    for st, a, b in zip(("denoise", "align", "segment", "grains"), files, files[1:]):
+        assert main(["-q", st, str(a), "-o", str(b)]) == 0, st
+    with h5py.File(files[1], "r") as f:
+        assert "blank" in f.attrs["warnings"]
+    with h5py.File(files[2], "r") as f:
+        assert "6" in f.attrs["warnings"]
+        sh = f["shifts_px"][...]
+    # the interpolated shift lies between its neighbours' (drift is a smooth random walk)
+    assert np.all(np.abs(sh[6] - 0.5 * (sh[5] + sh[7])) < 1.0)
+    with h5py.File(files[4], "r") as f:
+        m = match_grains(np.delete(s.truth["labels"], 6, 0), np.delete(f["labels"][...], 6, 0), 500)
+    assert m["matched_fraction"] >= 0.8

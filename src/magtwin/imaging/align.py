@@ -212,11 +212,11 @@ def refine_cap_edge(mean_img: np.ndarray, cap: tuple[int, int], search_px: int) 
     r0, r1 = cap
     ny = len(prof)
     if r0 == 0 or r0 < ny - r1:  # cap at the top: its inner edge is r1
-        lo, hi = max(r1 - search_px, 1), min(r1 + search_px, ny - 1)
+        lo, hi = max(r1 - search_px, r0 + 1, 1), min(r1 + search_px, ny - 1)
         if hi > lo:
             r1 = lo + int(np.argmax(g[lo - 1:hi - 1]))
     else:
-        lo, hi = max(r0 - search_px, 1), min(r0 + search_px, ny - 1)
+        lo, hi = max(r0 - search_px, 1), min(r0 + search_px, r1 - 1, ny - 1)
         if hi > lo:
             r0 = lo + int(np.argmax(g[lo - 1:hi - 1]))
     return r0, r1
@@ -240,11 +240,28 @@ def _cap_rows(p: Mapping[str, Any], src) -> tuple[tuple[int, int] | None, str]:
     if cap == "auto":
         if nz < 4:
             return None, "auto: stack too short to detect a cap"
-        ks = [(0, nz - 1), (0, nz // 2), (nz // 2, nz - 1)]
-        sl = {k: np.asarray(src[k], np.float64) for k in {0, nz // 2, nz // 2 + 1, nz - 1}}
-        found = detect_cap([(sl[a], sl[b]) for a, b in ks], (sl[nz // 2], sl[nz // 2 + 1]),
-                           min_rows=int(p["cap_min_rows"]))
-        return (found, "auto") if found else (None, "auto: none found")
+        def usable(k: int) -> bool:
+            a = np.asarray(src[k], np.float64)
+            return bool(np.isfinite(a).all() and a.max() > a.min())
+
+        # slices to compare: first, last, a middle one and its successor (blank ones skipped)
+        ok = [k for k in sorted({0, nz - 1} | set(range(nz // 2 - 2, nz // 2 + 4)))
+              if 0 <= k < nz and usable(k)]
+        mids = [k for k in ok if 0 < k < nz - 1 and k + 1 in ok]
+        if len(ok) < 4 or not mids or ok[0] != 0:
+            return None, "auto: too few usable slices to detect a cap"
+        first, mid, last = 0, mids[0], ok[-1]
+        sl = {k: np.asarray(src[k], np.float64) for k in {first, mid, mid + 1, last}}
+        found = detect_cap([(sl[first], sl[last]), (sl[first], sl[mid]), (sl[mid], sl[last])],
+                           (sl[mid], sl[mid + 1]), min_rows=int(p["cap_min_rows"]))
+        if not found:
+            return None, "auto: none found"
+        # In a short stack the sample next to the cap changes little and can pass as cap:
+        # snap the inner edge to the strongest brightness step anywhere in the band.
+        r0, r1 = found
+        span = r1 - r0
+        found = refine_cap_edge(sl[first], found, search_px=span - int(p["cap_min_rows"]) // 2)
+        return found, "auto"
     try:
         r0, r1 = (int(v) for v in cap)
     except (TypeError, ValueError):
@@ -271,19 +288,24 @@ def estimate_shifts(src, p: Mapping[str, Any], path, cap: tuple[int, int] | None
     band = slice(*cap) if cap else slice(None)
     recent: list[tuple[int, np.ndarray, np.ndarray]] = []  # (k, image, spectrum)
     anchor = None
-    edges, meas, corr = [], [], []
+    edges, meas, corr, blank = [], [], [], []
     for k in range(nz):
         img = np.asarray(src[k, band], np.float64)
         if not np.isfinite(img).all() or img.max() == img.min():
-            raise InputError(f"slice {k} is blank or not finite in the registration region", path)
+            if k == 0:
+                raise InputError("slice 0 (the reference frame) is blank or not finite in the "
+                                 "registration region", path)
+            blank.append(k)  # no registration; its shift is interpolated below
+            continue
         spec = spectrum(img)
         partners = list(recent)
+        prev_k = recent[-1][0] if recent else None
         if cap and anchor is not None and all(j != 0 for j, _, _ in partners):
             partners.append(anchor)
         for j, ref, ref_spec in partners:
             t = register(ref_spec, spec, p["upsample_factor"])
             c = overlap_correlation(ref, img, t)
-            if j == k - 1:
+            if j == prev_k:
                 if np.abs(t).max() > p["max_shift_px"]:
                     raise InputError(
                         f"drift between slices {j} and {k} is ({t[0]:.1f}, {t[1]:.1f}) px, beyond "
@@ -304,9 +326,17 @@ def estimate_shifts(src, p: Mapping[str, Any], path, cap: tuple[int, int] | None
         if len(recent) > L:
             recent.pop(0)
         progress("align/register", k, nz)
+    if len(blank) > nz // 2:
+        raise InputError(f"{len(blank)} of {nz} slices are blank in the registration region", path)
     edges_a = np.asarray(edges, np.int64).reshape(-1, 2)
     meas_a = np.asarray(meas, np.float64).reshape(-1, 2)
-    shifts, res, sigma = solve_shifts(nz, edges_a, meas_a)
+    good = np.setdiff1d(np.arange(nz), blank)
+    compact = np.zeros(nz, np.int64)
+    compact[good] = np.arange(len(good))
+    s_good, res, sig_good = solve_shifts(len(good), compact[edges_a], meas_a)
+    # blank slices: shift interpolated between their neighbours (flagged in the report)
+    shifts = np.stack([np.interp(np.arange(nz), good, s_good[:, i]) for i in range(2)], axis=1)
+    sigma = np.stack([np.interp(np.arange(nz), good, sig_good[:, i]) for i in range(2)], axis=1)
     trend = np.zeros(2)
     if cap is None and p["detrend_without_cap"] and nz > 2:
         # Grain boundaries inclined to the slice plane move by about the same amount from
@@ -318,6 +348,7 @@ def estimate_shifts(src, p: Mapping[str, Any], path, cap: tuple[int, int] | None
         trend = (k @ shifts) / (k @ k)
         shifts = shifts - np.outer(k, trend)
     return {"shifts_px": shifts, "uncertainty_px": sigma, "edges": edges_a, "trend_px_per_slice": trend,
+            "blank_slices": blank,
             "pair_shifts_px": meas_a, "residuals_px": res, "pair_correlation": np.asarray(corr)}
 
 
@@ -359,7 +390,7 @@ def run_align(in_path: str | os.PathLike, out_path: str | os.PathLike,
             if cap and cap_source == "auto":
                 # the band detection is coarse (band steps): snap to the interface
                 mean = np.where(valid, total / nz, np.nan)
-                cap = refine_cap_edge(mean, cap, search_px=12)
+                cap = refine_cap_edge(mean, cap, search_px=4)
             w.write("shifts_px", shifts, attrs={"convention": "raw slice k at (y,x) shows (y+dy, x+dx) of slice 0"})
             w.write("uncertainty_px", r["uncertainty_px"])
             for name in ("edges", "pair_shifts_px", "residuals_px", "pair_correlation"):
@@ -376,9 +407,14 @@ def run_align(in_path: str | os.PathLike, out_path: str | os.PathLike,
                 "max_drift_px": float(np.sqrt((shifts ** 2).sum(axis=1)).max()),
                 "valid_fraction": float(valid.mean()),
                 "trend_removed_px_per_slice": [float(v) for v in r["trend_px_per_slice"]],
+                "blank_slices_interpolated": [int(k) for k in r["blank_slices"]],
             }
             w.h5.attrs["voxel_size_nm"] = vox
             w.h5.attrs["cap_rows"] = list(cap) if cap else [-1, -1]
             w.write_json("quality_json", q)
+            if r["blank_slices"]:
+                w.h5.attrs["warnings"] = (f"{len(r['blank_slices'])} blank slices, shifts "
+                                          f"interpolated: {r['blank_slices'][:20]}")
+                log.warning("align: blank slices %s: shifts interpolated", r["blank_slices"][:20])
     log.info("align quality: %s", q)
     return q

@@ -213,7 +213,7 @@ def run_segment(in_path: str | os.PathLike, out_path: str | os.PathLike,
                              f"only {int(mask.sum())} px", in_path)
         tol_px = float(p["outline_tolerance_nm"]) / min(vox[1], vox[2])
         scale = np.array([vox[1], vox[2]])
-        counts, areas, verts, table, contrast = [], [], [], [], []
+        counts, areas, verts, table, contrast, blank = [], [], [], [], [], []
         nvert = 0
         nslab = max(1, int(p["slab_slices"]) | 1)
         half = nslab // 2
@@ -238,11 +238,16 @@ def run_segment(in_path: str | os.PathLike, out_path: str | os.PathLike,
                 ks = [min(max(k + d, 0), nz - 1) for d in range(-half, half + 1)]
                 b = sum(wt * b_of(j)[0] for wt, j in zip(slab_weights(nslab), ks))
                 mask = b_of(k)[1]
-                contrast.append(b_of(k)[2])
+                if b_of(k)[2] > 0:
+                    contrast.append(b_of(k)[2])
                 for j in [j for j in cache if j < k - half]:
                     del cache[j]
-                lab = segment_boundary(b, mask, int(p["seed_min_distance_px"]),
-                                       float(p["merge_threshold"]), int(p["min_area_px"]))
+                if b_of(k)[2] == 0.0:   # a blank slice (no ridge response at all)
+                    lab = np.zeros((ny, nx), np.int32)
+                    blank.append(k)
+                else:
+                    lab = segment_boundary(b, mask, int(p["seed_min_distance_px"]),
+                                           float(p["merge_threshold"]), int(p["min_area_px"]))
                 out[k] = lab
                 bvol[k] = np.where(mask, b, 0).astype(np.float16)
                 n = int(lab.max())
@@ -254,10 +259,10 @@ def run_segment(in_path: str | os.PathLike, out_path: str | os.PathLike,
                     table.append((k, lbl, nvert, len(poly), int(area[lbl])))
                     nvert += len(poly)
                 progress("segment", k, nz)
-            if np.median(contrast) < p["min_line_contrast"]:
+            if not contrast or np.median(contrast) < p["min_line_contrast"]:
                 raise InputError(
                     f"no grain-boundary lines found: the ridge response has no thin-line network "
-                    f"(line contrast {np.median(contrast):.1f} < segment.min_line_contrast = "
+                    f"(line contrast {np.median(contrast) if contrast else 0:.1f} < segment.min_line_contrast = "
                     f"{p['min_line_contrast']:g})", in_path)
             if np.median(counts) < 2:
                 raise InputError("segmentation found no grain boundaries (at most one section in most "
