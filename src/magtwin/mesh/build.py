@@ -50,25 +50,35 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
     reg = np.array([p.region for p in geom.pieces])
     kept = [f for f in geom.facets if f.b < 0 or reg[f.a] != reg[f.b]]
     extent = float(np.max(geom.box_hi - geom.box_lo))
-    # vertices closer than 1e-4 of the smallest element size are one vertex: such near-
-    # coincidences (offset planes meeting almost at a point) make TetGen fail
-    plc = build_plc(kept, merge_tol=max(1e-8 * extent, 1e-4 * min(size.values())))
+    # exact PLC first; then one whose vertices closer than 1e-4 of the smallest element size
+    # are merged (near-coincidences where offset planes meet almost at a point can make
+    # TetGen fail); a merged PLC is used only if it is still closed
+    plcs = [build_plc(kept, merge_tol=1e-8 * extent)]
+    merged = build_plc(kept, merge_tol=1e-4 * min(size.values()))
+    plcs.append(merged)
     seeded = {p.region for p in geom.pieces if not p.sliver}
     sel = [k for k, p in enumerate(geom.pieces) if not p.sliver or p.region not in seeded]
     seeds = np.array([geom.pieces[k].poly.centroid() for k in sel])
     seed_reg = reg[sel]
     # TetGen may fail next to features far thinner than the elements: retry with a slightly
     # different surface size, then keeping the given surface (-Y, lower quality near it)
-    attempts = [(1.0, False), (0.93, False), (1.08, False), (1.0, True), (0.93, True)]
+    attempts = [(0, 1.0, False), (1, 1.0, False), (0, 0.93, False), (1, 0.93, False), (0, 1.0, True),
+                (1, 1.0, True)]
     last_error = None
     t1 = t2 = time.perf_counter()
-    for factor, keep in attempts:
+    for which, factor, keep in attempts:
+        plc = plcs[which]
         sz = {k: v * factor for k, v in size.items()}
         fsize = np.array([min(sz[kinds[reg[f.a]]], sz[kinds[reg[f.b]]] if f.b >= 0 else np.inf)
                           for f in plc.facets])
         pts, tris, _ = triangulate(plc, fsize)
+        _, first = np.unique(np.sort(tris, axis=1), axis=0, return_index=True)
+        tris = tris[np.sort(first)]  # a collapsed sliver can leave the same triangle twice
         if open_edges(tris):
-            raise InputError(f"internal error: the model surface has {open_edges(tris)} open edges", source)
+            if which == 0:
+                raise InputError(f"internal error: the model surface has {open_edges(tris)} open edges", source)
+            LOG.warning("merged PLC is not closed; skipped")
+            continue
         # surface-dominated element count: refuse runaway meshes before TetGen
         est = 3 * len(tris)
         if est > prm["max_elements"]:
@@ -81,7 +91,8 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
             nodes, tets, rid = tetrahedralize(pts, tris, seeds, seed_reg, seed_vol, float(prm["radius_edge_ratio"]),
                                               float(prm["min_dihedral_deg"]), source, keep_surface=keep)
         except InputError as exc:
-            LOG.warning("TetGen attempt (size x%.2f, keep surface %s) failed: %s", factor, keep, exc.problem)
+            LOG.warning("TetGen attempt (PLC %s, size x%.2f, keep surface %s) failed: %s",
+                        "merged" if which else "exact", factor, keep, exc.problem)
             last_error = exc
             continue
         t2 = time.perf_counter()
@@ -110,7 +121,7 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
     stats["time_s"] = {"surface": t1 - t0, "tetgen": t2 - t1, "sliver_removal": t3 - t2}
     stats["sliver_removal"] = sliver_report
     stats["surface_triangles"] = int(len(tris))
-    stats["tetgen_attempt"] = {"size_factor": factor, "keep_surface": keep}
+    stats["tetgen_attempt"] = {"plc": "merged" if which else "exact", "size_factor": factor, "keep_surface": keep}
     stats["cleanup"] = geom.cleanup
     return mesh, stats
 

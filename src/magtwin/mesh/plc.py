@@ -161,6 +161,9 @@ def build_plc(facets: list[Facet], merge_tol: float) -> PLC:
         idx = inv[off:off + len(f.loop)]
         off += len(f.loop)
         keep = [int(i) for k, i in enumerate(idx) if i != idx[k - 1]] if len(idx) else []
+        if len(set(keep)) != len(keep) or (len(keep) >= 3 and polygon_area(pts[keep]) <= merge_tol * np.sum(
+                np.linalg.norm(pts[keep] - pts[np.roll(keep, -1)], axis=1))):
+            keep = []  # folded or thinner than the merge tolerance: collapsed away
         loops.append(keep)
     tree = cKDTree(pts)
     # all edges at once: candidate vertices near each edge, then the on-segment test
