@@ -151,7 +151,24 @@ class Simulation:
                 "air_max_volume_nm3": s["air_max_volume_nm3"]}, source=src.get("mesh"))
         self.effective = EffectiveField(self.state, demag)
         self.h = field_direction(mesh.alignment_axis, self.field["angle_deg"])
+        self._warn_resolution()
         self.js_mean = self.state.total_js_vol / self.state.total_volume
+
+    def _warn_resolution(self) -> None:
+        """Log a warning when elements in anisotropic regions are much larger than the wall
+        parameter sqrt(A/K1) (1.3 nm for Nd2Fe14B): switching fields then come out too high
+        (walls pinned by the mesh)."""
+        el = self.state.elements
+        k1, a = el.mat["K1_J_per_m3"], el.mat["A_J_per_m"]
+        hard = (k1 > 0) & (a > 0)
+        ratio = 0.0
+        if hard.any():
+            edge = np.abs(el.vol[hard] * 6 * np.sqrt(2)) ** (1 / 3)     # edge of a regular tet
+            ratio = float((edge / (np.sqrt(a[hard] / k1[hard]) * 1e9)).max())
+        ratio = self.comm.allreduce(ratio, op=MPI.MAX)
+        if ratio > 2.0 and self.state.rank == 0:
+            log.warning("elements up to %.1f x the wall parameter sqrt(A/K1) in anisotropic regions: "
+                        "reversal fields may be too high (refine the mesh)", ratio)
 
     def relax(self, b_T: float, callback=None):
         self.effective.b_ext = b_T * self.h
