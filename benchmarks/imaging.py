@@ -251,7 +251,8 @@ def main(argv=None) -> int:
         if py is None:
             print("PyStack3D could not be installed: comparison skipped")
         else:
-            band = (cap_rows[0], cap_rows[1] - 4)
+            from magtwin.imaging.align import DEFAULTS as ALIGN, _registration_band
+            band = _registration_band(cap_rows, shape[1], int(ALIGN["cap_margin_px"]))
             ours = ours_same_work(work, band, n_des)
             r = subprocess.run([str(py), "-c", PEER_CODE, str(work / "stack.npy"), str(band[0]),
                                 str(band[1]), str(n_des)], capture_output=True, text=True)
