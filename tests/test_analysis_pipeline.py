@@ -254,9 +254,11 @@ def test_snakemake_rules_analyse_figures_and_report(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     (tmp_path / "Snakefile").write_text(
         "from magtwin.config import validate_config\n"
+        "from magtwin.sweep import expand_sweep\n"
         'configfile: "config.yaml"\n'
         f'config = validate_config(config, "{ROOT}/workflow/schemas/config.schema.yaml")\n'
         'RESULTS = config["results_dir"]\n'
+        'SWEEP_POINTS = expand_sweep(config["sweep"])\n'
         f'include: "{ROOT}/workflow/rules/analysis.smk"\n'
         "rule all:\n"
         '    input: expand(ANALYSIS_TARGETS, sample=["s1"])\n')

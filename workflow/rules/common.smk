@@ -50,3 +50,13 @@ def ingest_stack(wildcards):
 def ingest_voxel(wildcards):
     vs = config["samples"][wildcards.sample].get("voxel_size_nm")
     return None if vs is None else [float(v) for v in vs]
+
+
+def model_labels(wildcards):
+    """Labels to fit: the reconstructed grains, or the synthetic ground truth on request."""
+    sample = config["samples"][wildcards.sample]
+    if sample.get("labels"):
+        return sample["labels"]
+    if config["model"]["labels_from"] == "truth" and sample.get("synthetic"):
+        return f"{RESULTS}/{wildcards.sample}/00_synth/truth.h5"
+    return f"{RESULTS}/{wildcards.sample}/05_grains.h5"

@@ -9,14 +9,7 @@ MESH_SAMPLES = [s for s, v in config["samples"].items() if v.get("mesh")]
 ruleorder: import_mesh > mesh
 
 
-def model_labels(wildcards):
-    """Labels to fit: the reconstructed grains, or the synthetic ground truth on request."""
-    sample = config["samples"][wildcards.sample]
-    if sample.get("labels"):
-        return sample["labels"]
-    if config["model"]["labels_from"] == "truth" and sample.get("synthetic"):
-        return f"{RESULTS}/{wildcards.sample}/00_synth/truth.h5"
-    return f"{RESULTS}/{wildcards.sample}/05_grains.h5"
+# (input function model_labels in common.smk)
 
 
 rule model:
