@@ -23,7 +23,7 @@ from petsc4py import PETSc
 from magtwin.micromag.airshell import AirMesh, build_air
 from magtwin.micromag.assemble import assemble_chunked, petsc_aij
 from magtwin.micromag.fem import shape_gradients, stiffness_elements
-from magtwin.micromag.partition import block_numbering, rcb_parts
+from magtwin.micromag.partition import block_numbering
 from magtwin.micromag.state import State
 
 NAME = "demag"
@@ -66,7 +66,16 @@ class Demag:
 
         # Numbering of the potential's unknowns: per rank, its magnet nodes then its air nodes.
         free_air = np.flatnonzero(~air.dirichlet)
-        aparts = rcb_parts(air.points[free_air], size)
+        # an air node goes to the rank of the nearest magnet node: the air-magnet coupling
+        # across the surface then stays on-rank (an independent cut would split it)
+        if size > 1:
+            from scipy.spatial import cKDTree
+
+            mag_part = np.searchsorted(state.offsets, np.arange(state.n_nodes), side="right") - 1
+            _, nearest = cKDTree(state.points).query(air.points[free_air])
+            aparts = mag_part[nearest]
+        else:
+            aparts = np.zeros(len(free_air), dtype=np.int64)
         anew, aoff = block_numbering(aparts, size)
         moff = state.offsets
         coff = moff + aoff
