@@ -98,7 +98,9 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
         t2 = time.perf_counter()
         break
     else:
-        raise last_error
+        raise InputError(f"{last_error.problem} in every attempt; TetGen's refinement fails next to very "
+                         "thin features of this model: try other mesh sizes, a larger model.min_feature_nm "
+                         "(up to 0.2 x gb_thickness_nm) or a smaller model (model.crop_nm)", source)
     if len(tets) > prm["max_elements"]:
         raise InputError(f"the mesh has {len(tets)} elements (> mesh.max_elements = {prm['max_elements']})", source)
     sliver_report = {}
