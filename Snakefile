@@ -27,3 +27,4 @@ rule all:
     default_target: True
     input:
         expand(ANALYSIS_TARGETS, sample=SAMPLES),
+        expand(f"{RESULTS}/{{sample}}/figures/model.png", sample=SAMPLES),

@@ -96,6 +96,9 @@ magtwin_setup() {
     fi
     # Tests and the 2-core default run more ranks than cores at times.
     export OMPI_MCA_rmaps_base_oversubscribe="${OMPI_MCA_rmaps_base_oversubscribe:-1}"
+    # Open MPI busy-polls while waiting; with more ranks than free cores that starves the
+    # other ranks (measured ~1.5x slower under load).
+    export OMPI_MCA_mpi_yield_when_idle="${OMPI_MCA_mpi_yield_when_idle:-1}"
     # One BLAS thread per MPI rank: ranks are the parallelism.
     export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
     export MPLBACKEND="${MPLBACKEND:-Agg}"

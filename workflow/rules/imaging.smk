@@ -2,6 +2,9 @@
 # Thin rules: parameters are the config sections, all logic in magtwin.imaging / .reconstruct.
 
 
+from magtwin.hpc.rules import image_resources
+
+
 rule denoise:
     message: "denoise, destripe and normalise the slices of {wildcards.sample}"
     input:
@@ -10,6 +13,8 @@ rule denoise:
         f"{RESULTS}/{{sample}}/02_denoise.h5",
     params:
         denoise=config["denoise"],
+    resources:
+        **image_resources(config["hpc"], input_key=0),
     log:
         f"{RESULTS}/logs/{{sample}}/02_denoise.log",
     conda:
@@ -26,6 +31,8 @@ rule align:
         f"{RESULTS}/{{sample}}/03_align.h5",
     params:
         align=config["align"],
+    resources:
+        **image_resources(config["hpc"], input_key=0),
     log:
         f"{RESULTS}/logs/{{sample}}/03_align.log",
     conda:
@@ -42,6 +49,8 @@ rule segment:
         f"{RESULTS}/{{sample}}/04_segment.h5",
     params:
         segment=config["segment"],
+    resources:
+        **image_resources(config["hpc"], input_key=0),
     log:
         f"{RESULTS}/logs/{{sample}}/04_segment.log",
     conda:
@@ -59,6 +68,8 @@ rule grains:
         f"{RESULTS}/{{sample}}/05_grains.h5",
     params:
         grains=config["grains"],
+    resources:
+        **image_resources(config["hpc"], input_key=0),
     log:
         f"{RESULTS}/logs/{{sample}}/05_grains.log",
     conda:

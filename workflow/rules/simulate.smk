@@ -1,17 +1,9 @@
 # Stage 8: MPI-parallel FEM micromagnetics, one job per sweep point:
 #   07_mesh.h5 + per-point inputs -> 08_simulate/{point}.h5 (curve + snapshots, .xdmf beside it)
 
-import sys
+from magtwin.hpc.rules import solver_resources, solver_threads
 
-from magtwin.errors import MagtwinError as _SimulateError
-from magtwin.sweep import expand_sweep
-
-if "SWEEP_POINTS" not in globals():
-    try:
-        SWEEP_POINTS = expand_sweep(config["sweep"])
-    except _SimulateError as exc:
-        print(f"magtwin: invalid configuration: {exc}", file=sys.stderr)
-        raise SystemExit(1)
+# (SWEEP_POINTS comes from common.smk.)
 
 
 rule simulate_inputs:
@@ -41,9 +33,11 @@ rule simulate:
         f"{RESULTS}/{{sample}}/08_simulate/{{point}}.h5",
     params:
         simulate=config["simulate"],
+    # MPI tasks, memory and runtime from the mesh's element count (config section hpc);
+    # threads = tasks so that a local run reserves one core per rank.
+    threads: solver_threads(config["hpc"])
     resources:
-        mpi=config["simulate"]["mpi_launcher"],
-        tasks=config["simulate"]["mpi_tasks"],
+        **solver_resources(config["hpc"], input_key="mesh", launcher=config["simulate"]["mpi_launcher"]),
     log:
         f"{RESULTS}/logs/{{sample}}/08_simulate_{{point}}.log",
     conda:
