@@ -11,6 +11,16 @@ inner products weighted by the lumped (Js V)_i (the L2 metric, independent of th
 grading). No line search (the non-monotone BB steps are what make it fast); the step is capped
 so no node turns by more than ``max_angle_rad`` in one step. Converged when the largest torque
 |m_i x H_eff,i| falls below ``torque_tol_T``.
+
+Diagonal (Jacobi) preconditioning: on real tomography meshes the exchange stiffness of a node,
+d_i = 2 mu0 K_ii / (Js V)_i (T), spans ~8 decades (1.7 T in 8 nm grain elements to 2e8 T at
+nodes whose star is a few slivers, lumped volume 1e-8 nm^3). Unpreconditioned, the global BB
+step is limited by the stiffest node (1/d_max) and the step cap ``max_angle/max torque`` and
+the bulk never moves (20000 iterations, no progress). The search direction is therefore
+P g with P_i = d_ref / (d_i + d_ref), d_ref the (Js V)-weighted mean of d (so P = 1 on typical
+nodes), and the BB steps use the matching metric: tau = (s, P^-1 s)/(s, y) or (s, y)/(y, P y)
+(Barzilai & Borwein, IMA J. Numer. Anal. 8, 141 (1988); preconditioned form: Raydan & Molina
+Svaiter / Exl et al. 2014). The converged state and the stopping criterion are unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import numpy as np
 from mpi4py import MPI
 
 from magtwin.micromag.effective import EffectiveField
+from magtwin.micromag.state import MU0
 
 
 @dataclass
@@ -37,6 +48,15 @@ def _reduce(comm, sums: np.ndarray, maxima: np.ndarray) -> tuple[np.ndarray, np.
     return out_s, out_m
 
 
+def _jacobi(field: EffectiveField) -> np.ndarray:
+    """Diagonal preconditioner P_i = d_ref / (d_i + d_ref) (n,), dimensionless, in (0, 1]."""
+    st = field.state
+    d = field.exchange.K.getDiagonal().getArray()[0::3] * (2.0 * MU0) * st.inv_js_vol
+    s = st.comm.allreduce(np.array([float((st.js_vol * d).sum()), float(st.js_vol.sum())]))
+    d_ref = s[0] / s[1] if s[0] > 0 else 1.0
+    return d_ref / (d + d_ref)
+
+
 def minimize(field: EffectiveField, torque_tol_T: float = 1e-4, max_iterations: int = 20000,
              tau0: float | None = None, max_angle_rad: float = 0.3,
              callback=None) -> MinimizeResult:
@@ -49,6 +69,8 @@ def minimize(field: EffectiveField, torque_tol_T: float = 1e-4, max_iterations: 
     m = st.m_local
     mag = st.magnetic[:, None]
     w = st.js_vol[:, None]
+    prec = _jacobi(field)[:, None]
+    wp = w / prec
 
     def grad(h):
         mh = np.einsum("ij,ij->i", m, h)[:, None]
@@ -57,25 +79,30 @@ def minimize(field: EffectiveField, torque_tol_T: float = 1e-4, max_iterations: 
     def torque(g):  # |g_i| = |m_i x H_i|
         return float(np.sqrt(np.einsum("ij,ij->i", g, g).max(initial=0.0)))
 
+    def ptorque(g):  # largest preconditioned step direction |P_i g_i|
+        pg = prec * g
+        return float(np.sqrt(np.einsum("ij,ij->i", pg, pg).max(initial=0.0)))
+
     g = grad(field.compute())
-    _, (tq,) = _reduce(comm, np.zeros(1), np.array([torque(g)]))
+    _, (tq, pq) = _reduce(comm, np.zeros(1), np.array([torque(g), ptorque(g)]))
     if tq < torque_tol_T:
         return MinimizeResult(0, True, float(tq))
-    tau = tau0 if tau0 is not None else 0.01 / max(tq, 1e-30)
+    tau = tau0 if tau0 is not None else 0.01 / max(pq, 1e-30)
     it = 0
     while it < max_iterations:
         it += 1
-        step = min(tau, max_angle_rad / max(tq, 1e-30))
+        step = min(tau, max_angle_rad / max(pq, 1e-30))
         m_old = m.copy()
         g_old = g
-        m_new = m - step * g
+        m_new = m - step * (prec * g)
         m_new /= np.linalg.norm(np.where(mag, m_new, 1.0), axis=1, keepdims=True)
         m[:] = np.where(mag, m_new, 0.0)
         g = grad(field.compute())
         s = m - m_old
         y = g - g_old
-        (ss, sy, yy), (tq,) = _reduce(comm, np.array([(w * s * s).sum(), (w * s * y).sum(),
-                                                      (w * y * y).sum()]), np.array([torque(g)]))
+        (ss, sy, yy), (tq, pq) = _reduce(
+            comm, np.array([(wp * s * s).sum(), (w * s * y).sum(), (w * prec * y * y).sum()]),
+            np.array([torque(g), ptorque(g)]))
         if sy > 0:
             tau = ss / sy if it % 2 else sy / yy
         else:
