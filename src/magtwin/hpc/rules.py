@@ -20,6 +20,7 @@ only when the rule has an ``mpi`` resource.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Mapping
 
 from magtwin.hpc.resources import (
@@ -80,7 +81,10 @@ def image_resources(hpc: Mapping | None, input_key: str | int = 0) -> dict[str, 
     def mem_mb(wildcards, input, attempt):
         if s["image_mem_mb"]:
             return int(s["image_mem_mb"])
-        voxels = stack_voxel_count(_input_path(input, input_key))
+        path = _input_path(input, input_key)
+        # A job grouped with its upstream stages is sized before that input exists: the
+        # stages stream slice by slice, so the base figure is the right order there.
+        voxels = stack_voxel_count(path) if os.path.exists(path) else 0
         return image_mem_mb(voxels, s["image_mem_bytes_per_voxel"], s["image_mem_mb_base"], attempt)
 
     return {"mem_mb": mem_mb}
