@@ -20,7 +20,15 @@ the bulk never moves (20000 iterations, no progress). The search direction is th
 P g with P_i = d_ref / (d_i + d_ref), d_ref the (Js V)-weighted mean of d (so P = 1 on typical
 nodes), and the BB steps use the matching metric: tau = (s, P^-1 s)/(s, y) or (s, y)/(y, P y)
 (Barzilai & Borwein, IMA J. Numer. Anal. 8, 141 (1988); preconditioned form: Raydan & Molina
-Svaiter / Exl et al. 2014). The converged state and the stopping criterion are unchanged.
+Svaiter / Exl et al. 2014).
+
+Stopping: converged when max_i |P_i g_i| < ``torque_tol_T``. On typical nodes (P = 1) this is
+the torque itself; on a node of stiffness d_i >> d_ref it bounds the node's angle residual
+|g_i| / (d_i + d_ref) by tol / d_ref, which is what the torque criterion means on a regular
+mesh. (Measured on the 10k-node tomography mesh near nucleation, -2.5 T: J.h stationary to
+1e-7 T and volume-weighted rms torque 1e-6 T while the raw max torque wandered at 0.1-1 T on
+sliver nodes of lumped volume 1e-8 nm^3, whose torque depends on 1e-9 rad neighbour noise.)
+The reported ``max_torque_T`` is still the raw max |m x H_eff|.
 """
 
 from __future__ import annotations
@@ -85,7 +93,7 @@ def minimize(field: EffectiveField, torque_tol_T: float = 1e-4, max_iterations: 
 
     g = grad(field.compute())
     _, (tq, pq) = _reduce(comm, np.zeros(1), np.array([torque(g), ptorque(g)]))
-    if tq < torque_tol_T:
+    if pq < torque_tol_T:
         return MinimizeResult(0, True, float(tq))
     tau = tau0 if tau0 is not None else 0.01 / max(pq, 1e-30)
     it = 0
@@ -109,6 +117,6 @@ def minimize(field: EffectiveField, torque_tol_T: float = 1e-4, max_iterations: 
             tau = 2.0 * step
         if callback is not None:
             callback(it)
-        if tq < torque_tol_T:
+        if pq < torque_tol_T:
             return MinimizeResult(it, True, float(tq))
     return MinimizeResult(it, False, float(tq))
