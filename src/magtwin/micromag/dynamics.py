@@ -34,7 +34,7 @@ from petsc4py import PETSc
 
 from magtwin.errors import ConfigError, ConvergenceError
 from magtwin.io.mesh_artefact import MeshData
-from magtwin.micromag.applied_field import FieldSchedule
+from magtwin.micromag.applied_field import FieldSchedule, _number
 from magtwin.micromag.assemble import petsc_aij
 from magtwin.micromag.curve import Simulation
 from magtwin.micromag.llg import GAMMA_E, LocalJacobian, llg_rhs, max_torque, norm_deviation, renormalise
@@ -75,13 +75,7 @@ class DynamicsResult:
 
 
 def _num(v, key, source, positive=True, allow_zero=False) -> float:
-    if isinstance(v, str):
-        try:
-            v = float(v)
-        except ValueError:
-            pass
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ConfigError(f"'{key}' must be a finite number, got {v!r}", source)
+    v = _number(v, key, source)
     if positive and (v < 0 or (v == 0 and not allow_zero)):
         raise ConfigError(f"'{key}' must be {'non-negative' if allow_zero else 'positive'}, got {v}", source)
     return float(v)
