@@ -29,3 +29,11 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
     for frag in fragments:
         assert frag in lines[0], f"{frag!r} not in {lines[0]!r}"
     return lines[0]
+
+
+def run_mpi(n: int, *args, timeout=600, env=None) -> subprocess.CompletedProcess:
+    """Run ``mpirun -n N python ARGS`` (ranks yield the core while waiting: the test
+    machine has 2 cores shared with other jobs)."""
+    cmd = ["mpirun", "-n", str(n), sys.executable, *map(str, args)]
+    full_env = dict(os.environ, OMPI_MCA_mpi_yield_when_idle="1", **(env or {}))
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)

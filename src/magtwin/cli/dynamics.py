@@ -72,13 +72,12 @@ def _floats(text: str | None, what: str):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mpi4py import MPI
-
-    from magtwin.errors import ConfigError, MagtwinError
+    from magtwin.cli._mpi import ranks_fail_together
+    from magtwin.errors import ConfigError
     from magtwin.micromag.applied_field import read_schedule_file, schedule_from_cli
     from magtwin.micromag.dynamics_io import run_dynamics
 
-    try:
+    with ranks_fail_together():
         if args.field_file is not None:
             if args.field is not None or args.ramp is not None:
                 raise ConfigError("give either --field-file or --field/--ramp, not both", "command line")
@@ -110,10 +109,6 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError("give either --initial or --initial-m, not both", "command line")
         initial = args.initial if args.initial is not None else _floats(args.initial_m, "--initial-m")
         run_dynamics(args.mesh, args.materials, args.out, schedule, opts, solver, initial)
-    except MagtwinError as exc:
-        if MPI.COMM_WORLD.rank != 0:  # every rank fails alike; rank 0 prints the one line
-            raise SystemExit(exc.exit_code) from None
-        raise
     return 0
 
 

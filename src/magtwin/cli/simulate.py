@@ -42,14 +42,8 @@ def _run(args: argparse.Namespace) -> int:
                                  ("snapshot_every", args.snapshot_every)) if v is not None}
     if args.no_demag:
         solver["demag"] = False
-    from mpi4py import MPI
+    from magtwin.cli._mpi import ranks_fail_together
 
-    from magtwin.errors import MagtwinError
-
-    try:
+    with ranks_fail_together():
         run_simulation(args.mesh, args.materials, args.out, field, solver, settings_path=args.settings)
-    except MagtwinError as exc:
-        if MPI.COMM_WORLD.rank != 0:  # every rank fails alike; rank 0 prints the one line
-            raise SystemExit(exc.exit_code) from None
-        raise
     return 0
