@@ -25,32 +25,36 @@ from magtwin.io.artefact import ArtefactWriter, open_artefact
 
 log = logging.getLogger("magtwin.imaging.denoise")
 
-METHODS = ("nl_means", "bilateral", "anisotropic_diffusion", "median", "gaussian", "none")
+METHODS = ("nl_means", "nl_means_skimage", "bilateral", "anisotropic_diffusion", "median", "gaussian", "none")
 
 #: Defaults of the ``denoise`` config section (the schema documents each key).
 DEFAULTS: dict[str, Any] = {
     "method": "nl_means",
-    "strength": 0.5,
+    "strength": 0.8,
     "scale_px": 2.0,
     "destripe": True,
     "stripe_axis": "y",
-    "stripe_width_px": 6.0,
-    "stripe_length_px": 80.0,
+    "stripe_width_px": 25.0,
+    "stripe_length_px": 150.0,
+    "stripe_multiplicative": True,
     "shading": True,
     "shading_sigma_px": 150.0,
     "normalise": True,
 }
 
 
-def denoise_slice(img: np.ndarray, method: str = "nl_means", strength: float = 0.5,
+def denoise_slice(img: np.ndarray, method: str = "nl_means", strength: float = 0.8,
                   scale_px: float = 2.0, sigma: float | None = None) -> np.ndarray:
     """Edge-preserving denoising of one slice ``(y, x)`` (float32 out).
 
     Parameters
     ----------
     method : one of :data:`METHODS`.
-        ``nl_means`` (scikit-image, fast mode; patch ``2*round(scale_px)+1`` px, filter
-        parameter ``h = strength * sigma``), ``bilateral`` (SimpleITK; domain sigma
+        ``nl_means`` (OpenCV fast non-local means, :func:`nl_means_opencv`; patch
+        ``2*round(scale_px)+1`` px, search window ``6*round(scale_px)+1`` px, filter parameter
+        ``h = strength * sigma``), ``nl_means_skimage`` (scikit-image's fast mode, same
+        patch and window, ``h = strength * sigma`` after subtracting the expected patch
+        distance of noise; ~3x slower), ``bilateral`` (SimpleITK; domain sigma
         ``scale_px``, range sigma ``strength * sigma``), ``anisotropic_diffusion``
         (SimpleITK curvature anisotropic diffusion, ``round(5*strength)`` iterations,
         conductance ``scale_px``), ``median`` (radius ``round(scale_px)`` px), ``gaussian``
@@ -65,6 +69,8 @@ def denoise_slice(img: np.ndarray, method: str = "nl_means", strength: float = 0
         sigma = quality.noise_sigma(a)
     sigma = float(sigma) if np.isfinite(sigma) and sigma > 0 else 1e-6
     if method == "nl_means":
+        return nl_means_opencv(a, strength * sigma, max(1, int(round(scale_px))))
+    if method == "nl_means_skimage":
         half = max(1, int(round(scale_px)))
         return denoise_nl_means(a, h=strength * sigma, sigma=sigma, patch_size=2 * half + 1,
                                 patch_distance=3 * half, fast_mode=True).astype(np.float32)
@@ -84,6 +90,29 @@ def denoise_slice(img: np.ndarray, method: str = "nl_means", strength: float = 0
     return sitk.GetArrayFromImage(out).astype(np.float32)
 
 
+def nl_means_opencv(img: np.ndarray, h: float, half: int = 2) -> np.ndarray:
+    """Non-local means (Buades et al. 2005) with OpenCV's ``fastNlMeansDenoising``, float32 (y, x).
+
+    Patches ``2 half + 1`` px, search window ``6 half + 1`` px (as scikit-image's
+    ``patch_distance = 3 half``). OpenCV needs integer pixels: the slice is mapped linearly onto
+    the full uint16 range (no clipping; the step is < 1e-4 of the slice's range) and patch
+    distances are L1; weights ``exp(-d^2 / h^2)`` with ``d`` the mean absolute patch
+    difference and ``h`` in the units of ``img``. Multithreaded, ~3x faster than
+    scikit-image's fast mode on one core at equal parameters.
+    """
+    import cv2
+
+    a = np.asarray(img, np.float32)
+    lo, hi = float(a.min()), float(a.max())
+    if not hi > lo:
+        return a.copy()
+    scale = 65535.0 / (hi - lo)
+    u = np.rint((a - lo) * scale).astype(np.uint16)
+    out = cv2.fastNlMeansDenoising(u, h=[float(h * scale)], templateWindowSize=2 * half + 1,
+                                   searchWindowSize=6 * half + 1, normType=cv2.NORM_L1)
+    return out.astype(np.float32) * np.float32(1.0 / scale) + np.float32(lo)
+
+
 def process_slice(img: np.ndarray, params: Mapping[str, Any]) -> tuple[np.ndarray, dict]:
     """Destripe, flatten, normalise and denoise one slice; return it and its quality numbers.
 
@@ -98,7 +127,8 @@ def process_slice(img: np.ndarray, params: Mapping[str, Any]) -> tuple[np.ndarra
     q = {"noise_rel_before": quality.noise_sigma(a) / (s0 or 1.0),
          "stripe_power_before": quality.stripe_power(a, axis)}
     if p["destripe"]:
-        a = destripe.remove_stripes(a, p["stripe_width_px"], p["stripe_length_px"], axis)
+        a = destripe.remove_stripes(a, p["stripe_width_px"], p["stripe_length_px"], axis,
+                                    bool(p["stripe_multiplicative"]))
     if p["shading"]:
         a = shading.flatten(a, p["shading_sigma_px"])
     if p["normalise"]:
