@@ -1,16 +1,22 @@
 """Benchmark: 8 Nd2Fe14B grains with a 2 nm grain-boundary phase and triple junctions,
-magtwin (graded FEM mesh: 1 nm in the GB phase, up to 4 nm inside grains) versus magnum.np
-(finite differences, 1 nm cells everywhere, the resolution the GB phase needs).
+magtwin (graded FEM mesh: ``--fine-nm`` in the GB phase growing to ``--coarse-nm`` inside the
+grains) versus magnum.np (finite differences, ``--cell-nm`` cells everywhere).
 
 Geometry: a cube of edge L (80 nm; 40 nm with --quick) split into 2 x 2 x 2 grains by
 three 2 nm GB slabs through its centre; where slabs cross (grain edges) the cells are TJ
 regions. Grains: Js 1.61 T, K1 4.9 MJ/m^3, A 8 pJ/m, easy axes 5 deg gaussian misalignment
-(seed 1); GB and TJ: Js 0.8 T, K = 0, A scaled with Js^2. Field along the alignment axis
-(0.5 deg off), 0 to -8 T in 0.25 T steps, jumps refined to 0.01 T.
+(seed 1; magnum.np gets magtwin's drawn axes); GB and TJ: Js 0.8 T, K = 0, A scaled with
+Js^2 (8 pJ/m (0.8/1.61)^2 = 1.98 pJ/m). Field 0.5 deg off the alignment axis, from
+``--start`` down in 0.25 T steps, every jump bisected to 0.01 T by both codes (same rules),
+ending at the first point with J.h < 0: the time is the time to Hc.
 
     python benchmarks/micromag_multigrain.py [--quick] [--ranks N] [--no-peers]
+        [--fine-nm 1 --coarse-nm 2 --cell-nm 1] [--study]
 
-Writes ``benchmarks/out/micromag_multigrain[_quick].json``.
+``--study``: resolution study instead (magtwin GB/grain element sizes, magnum.np cell sizes;
+GB thickness 2 nm is exact on the FD grid only for cells of 1/k nm), Richardson estimate of
+the converged Hc and every run's error. Writes ``benchmarks/out/micromag_multigrain[_quick]
+[_study].json``.
 """
 
 from __future__ import annotations
@@ -20,12 +26,13 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from micromag_cube import ensure_peer_venv, timed  # noqa: E402
+from micromag_peers import ensure_peer_venv, run_magnumnp, run_magtwin, sweep_args  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 GB_HALF = 1.0
@@ -33,16 +40,13 @@ MATERIALS = {"grain": {"Js_T": 1.61, "K1_J_per_m3": 4.9e6, "A_J_per_m": 8e-12},
              "gb": {"Js_T": 0.8}, "tj": {"Js_T": 0.8},
              "misalignment": {"distribution": "gaussian", "sigma_deg": 5.0, "seed": 1}}
 ANGLE = 0.5
+STEP, REFINE = 0.25, 0.01
 
 
 def graded_axis(L: float, fine: float = 1.0, coarse: float = 4.0, growth: float = 1.5) -> np.ndarray:
     """Node coordinates 0..L: ``fine`` spacing in the central slab |x - L/2| <= GB_HALF,
     growing geometrically to ``coarse`` away from it."""
     c = L / 2
-    half = [0.0]
-    x = GB_HALF
-    while x < GB_HALF - 1e-9:
-        x += fine
     half = list(np.arange(0.0, GB_HALF + 1e-9, fine))
     h = fine
     while half[-1] < c - 1e-9:
@@ -76,10 +80,10 @@ def regions_of(centres: np.ndarray, L: float) -> np.ndarray:
     return rid
 
 
-def build_mesh(L: float, coarse: float = 4.0):
+def build_mesh(L: float, fine: float = 1.0, coarse: float = 4.0):
     from magtwin.micromag.shapes import tensor_box_mesh
 
-    ax = graded_axis(L, coarse=coarse)
+    ax = graded_axis(L, fine=fine, coarse=coarse)
     mesh = tensor_box_mesh(ax, ax, ax, region_of_cell=lambda c: regions_of(c, L))
     regions = []
     for r in np.unique(mesh.region_id):
@@ -97,102 +101,59 @@ def build_mesh(L: float, coarse: float = 4.0):
     return mesh
 
 
-def run_magtwin(work: Path, L: float, ranks: int, coarse: float = 4.0) -> tuple[dict, dict]:
+def magtwin_case(work: Path, L: float, fine: float, coarse: float, start: float, ranks: int = 1) -> tuple[dict, dict]:
+    """magtwin on the graded mesh (fine, coarse); (result row, grain easy axes {id: [x, y, z]})."""
     import yaml
 
     from magtwin.io.mesh_artefact import write_mesh_artefact
     from magtwin.micromag.materials import resolve_materials
 
-    mesh = build_mesh(L, coarse)
-    write_mesh_artefact(work / "mg.h5", mesh)
+    mesh = build_mesh(L, fine, coarse)
+    tag = f"f{fine:g}_c{coarse:g}"
+    write_mesh_artefact(work / f"mg_{tag}.h5", mesh)
     (work / "mat.yaml").write_text(yaml.safe_dump(MATERIALS))
     mats = resolve_materials(MATERIALS, mesh.regions, mesh.region_id, mesh.alignment_axis)
     axes = {int(i): a.tolist() for i, a in zip(mats.region_ids, mats.easy_axis) if i < 100}
-    out = work / "out.h5"
-    cmd = [sys.executable, "-m", "magtwin.cli.main", "-q", "simulate", "--mesh", str(work / "mg.h5"),
-           "--materials", str(work / "mat.yaml"), "--field-start", "0", "--field-stop", "-8",
-           "--field-step", "0.25", "--angle", str(ANGLE), "--refine-tol", "0.01", "--out", str(out)]
-    if ranks > 1:
-        cmd = ["mpirun", "-n", str(ranks), *cmd]
-    wall, rss, proc = timed(cmd, dict(os.environ, OMPI_MCA_mpi_yield_when_idle="1"))
-    if proc.returncode != 0:
-        raise SystemExit(f"magtwin failed:\n{proc.stderr}")
-    import h5py
-
-    with h5py.File(out) as f:
-        b, jh = f["curve/field_T"][...], f["curve/J_along_field_T"][...]
-        its = int(f["curve/iterations"][...].sum())
-    k = np.flatnonzero(np.diff(np.sign(jh)) != 0)
-    hc = float(-(b[k[0]] + (b[k[0] + 1] - b[k[0]]) * jh[k[0]] / (jh[k[0]] - jh[k[0] + 1]))) if len(k) else None
-    return ({"code": "magtwin", "Hc_T": hc, "wall_s": wall, "peak_rss_MB": rss, "iterations_on_curve": its,
-             "nodes": len(mesh.points_nm), "elements": len(mesh.tetrahedra), "ranks": ranks,
-             "coarse_nm": coarse}, axes)
+    res = run_magtwin(work / f"mg_{tag}.h5", work / "mat.yaml", work / f"out_{tag}.h5",
+                      sweep_args(start, -8.0, STEP, REFINE, ANGLE), ranks,
+                      settings={"solver": {"stop_when_reversed": True}})
+    res.update(nodes=len(mesh.points_nm), elements=len(mesh.tetrahedra), fine_nm=fine, coarse_nm=coarse,
+               start_T=start)
+    return res, axes
 
 
-PEER = r'''
-import json, math, sys, time
-import numpy as np, torch
-from magnumnp import DemagField, ExchangeField, ExternalField, Mesh, MinimizerBB, State, UniaxialAnisotropyField, constants
-cfg = json.loads(open(sys.argv[1]).read())
-sys.path.insert(0, cfg["here"])
-from micromag_multigrain import regions_of
-torch.set_num_threads(1)
-L, h = cfg["L"], cfg["cell"]
-n = int(round(L / h))
-mesh = Mesh((n, n, n), (h * 1e-9,) * 3)
-state = State(mesh)
-c = (np.arange(n) + 0.5) * h
-X, Y, Z = np.meshgrid(c, c, c, indexing="ij")
-rid = regions_of(np.stack([X.ravel(), Y.ravel(), Z.ravel()], 1), L).reshape(n, n, n)
-grain = rid < 100
-js = np.where(grain, 1.61, 0.8)
-axis = np.zeros((n, n, n, 3)); axis[..., 2] = 1.0
-for r, a in cfg["axes"].items():
-    axis[rid == int(r)] = a
-state.material = {"Ms": state.Constant(0.0) + torch.tensor(js[..., None] / constants.mu_0),
-                  "A": state.Constant(0.0) + torch.tensor(8e-12 * (js[..., None] / 1.61) ** 2),
-                  "Ku": state.Constant(0.0) + torch.tensor(np.where(grain, 4.9e6, 0.0)[..., None]),
-                  "Ku_axis": torch.tensor(axis)}
-t = math.radians(cfg["angle"]); hd = [math.sin(t), 0.0, math.cos(t)]
-state.m = state.Constant(hd)
-ext = ExternalField(state.Constant([0.0, 0.0, 0.0]))
-mini = MinimizerBB([DemagField(), ExchangeField(), UniaxialAnisotropyField(), ext])
-w = torch.tensor(js[..., None])
-def relax(b):
-    ext.h = state.Constant([b / constants.mu_0 * x for x in hd])
-    mini.minimize(state, maxiter=20000, dm_tol=1e-4 / constants.mu_0)
-    J = (state.m * w).mean(dim=(0, 1, 2))
-    return float(sum(J[i] * hd[i] for i in range(3)))
-t0 = time.perf_counter()
-pts = []
-b = 0.0
-while b >= -8.0 - 1e-9:
-    jh = relax(b)
-    pts.append((b, jh))
-    if jh < -0.5:
-        break
-    b -= 0.25
-hc = None
-for (b0, j0), (b1, j1) in zip(pts, pts[1:]):
-    if j0 > 0 >= j1:
-        hc = -(b0 + (b1 - b0) * j0 / (j0 - j1))
-print(json.dumps({"code": "magnum.np", "Hc_T": hc, "time_total_s": time.perf_counter() - t0, "cells": n ** 3,
-                  "note": "0.25 T steps only (no refinement)"}))
-'''
-
-
-def run_magnumnp(py: Path, L: float, axes: dict) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "cfg.json"
-        cfg.write_text(json.dumps({"L": L, "cell": 1.0, "angle": ANGLE, "axes": axes, "here": str(HERE)}))
-        script = Path(tmp) / "peer.py"
-        script.write_text(PEER)
-        wall, rss, proc = timed([str(py), str(script), str(cfg)], dict(os.environ, OMP_NUM_THREADS="1", CUDA_DEVICE="-1"))
-    if proc.returncode != 0:
-        return {"code": "magnum.np", "error": proc.stderr.strip().splitlines()[-1:]}
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
-    res.update(wall_s=wall, peak_rss_MB=rss)
+def magnumnp_case(py: Path, L: float, cell: float, start: float, axes: dict) -> dict:
+    res = run_magnumnp(py, ["--problem", "multigrain", "--edge-nm", str(L), "--cell-nm", str(cell),
+                            "--js", "1.61", "--k1", "4.9e6", "--a", "8e-12", "--js-gb", "0.8",
+                            "--angle", str(ANGLE), "--start", str(start), "--step", str(STEP),
+                            "--refine", str(REFINE), "--stop-when-reversed"], {"axes": axes})
+    res["start_T"] = start
     return res
+
+
+def richardson(h: list[float], hc: list[float], order: float = 2.0) -> float | None:
+    """Hc at h -> 0 from the two finest resolutions, error ~ h^order."""
+    if len(h) < 2:
+        return None
+    (h1, y1), (h2, y2) = sorted(zip(h, hc))[:2]
+    r = (h2 / h1) ** order
+    return float(y1 + (y1 - y2) / (r - 1))
+
+
+def print_rows(title: str, rows: list[dict]) -> None:
+    print(f"\n{title}")
+    print(f"{'code':<11}{'resolution':>22}{'Hc (T)':>9}{'wall (s)':>10}{'CPU (s)':>9}{'peak MB':>9}{'size':>9}{'iter/evals':>11}")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['code']:<11}  {r['error']}")
+            continue
+        if r["code"] == "magtwin":
+            res, size, its = f"GB {r['fine_nm']:g} / grain {r['coarse_nm']:g} nm", r["nodes"], r["iterations_on_curve"]
+        else:
+            res, size, its = f"cells {r['cell_nm']:g} nm", r["cells"], r["field_evaluations"]
+        hc = float("nan") if r["Hc_T"] is None else r["Hc_T"]
+        print(f"{r['code']:<11}{res:>22}{hc:>9.3f}{r['wall_s']:>10.1f}{r.get('cpu_s', float('nan')):>9.1f}"
+              f"{r['peak_rss_MB']:>9.0f}{size:>9}{its:>11}")
 
 
 def main() -> None:
@@ -200,30 +161,52 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="40 nm instead of 80 nm")
     p.add_argument("--ranks", type=int, default=1)
     p.add_argument("--no-peers", action="store_true")
-    p.add_argument("--coarse-nm", type=float, default=4.0, help="largest element inside grains")
+    p.add_argument("--fine-nm", type=float, default=1.0, help="magtwin element size in the GB phase")
+    p.add_argument("--coarse-nm", type=float, default=2.0, help="largest magtwin element inside grains")
+    p.add_argument("--cell-nm", type=float, default=1.0, help="magnum.np cell size")
+    p.add_argument("--start", type=float, default=0.0, help="first field (T)")
+    p.add_argument("--study", action="store_true", help="resolution study (see the module docstring)")
+    p.add_argument("--fem", nargs="*", default=["1:4", "1:3", "1:2", "1:1", "0.5:2", "0.5:1"],
+                   help="study: magtwin FINE:COARSE element sizes")
+    p.add_argument("--fd", nargs="*", type=float, default=[1.0, 0.5], help="study: magnum.np cell sizes")
     args = p.parse_args()
     L = 40.0 if args.quick else 80.0
+    py = None if args.no_peers else ensure_peer_venv()
     rows = []
+    t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        res, axes = run_magtwin(Path(tmp), L, args.ranks, args.coarse_nm)
-        rows.append(res)
-    if not args.no_peers:
-        py = ensure_peer_venv()
-        rows.append(run_magnumnp(py, L, axes) if py else {"code": "magnum.np", "error": "venv failed"})
-    print(f"\nmultigrain cube {L:g} nm, 8 grains, 2 nm GB (Js 0.8 T) and TJs")
-    print(f"{'code':<12}{'Hc (T)':>9}{'wall (s)':>10}{'peak MB':>9}{'size':>10}")
-    for r in rows:
-        if "error" in r:
-            print(f"{r['code']:<12}  {r['error']}")
-            continue
-        size = r.get("elements", r.get("cells"))
-        hc = float("nan") if r["Hc_T"] is None else r["Hc_T"]
-        print(f"{r['code']:<12}{hc:>9.3f}{r['wall_s']:>10.1f}{r['peak_rss_MB']:>9.0f}{size:>10}")
+        if args.study:
+            axes = None
+            for spec in args.fem:
+                fine, coarse = map(float, spec.split(":"))
+                res, axes = magtwin_case(Path(tmp), L, fine, coarse, args.start, args.ranks)
+                rows.append(res)
+                print_rows("(running)", rows[-1:])
+            if py is not None:
+                for cell in args.fd:
+                    rows.append(magnumnp_case(py, L, cell, args.start, axes))
+                    print_rows("(running)", rows[-1:])
+        else:
+            res, axes = magtwin_case(Path(tmp), L, args.fine_nm, args.coarse_nm, args.start, args.ranks)
+            rows.append(res)
+            if py is not None:
+                rows.append(magnumnp_case(py, L, args.cell_nm, args.start, axes))
+    out = {"L_nm": L, "angle_deg": ANGLE, "step_T": STEP, "refine_T": REFINE, "start_T": args.start,
+           "results": rows, "elapsed_s": time.time() - t0, "host_load": os.getloadavg()}
+    ok = [r for r in rows if r.get("Hc_T") is not None]
+    if args.study:
+        fe = [r for r in ok if r["code"] == "magtwin" and r["coarse_nm"] == min(q["coarse_nm"] for q in ok if q["code"] == "magtwin")]
+        fd = [r for r in ok if r["code"] == "magnum.np"]
+        out["richardson_fem_gb_T"] = richardson([r["fine_nm"] for r in fe], [r["Hc_T"] for r in fe])
+        out["richardson_fd_T"] = richardson([r["cell_nm"] for r in fd], [r["Hc_T"] for r in fd])
+    print_rows(f"multigrain cube {L:g} nm, 8 grains, 2 nm GB (Js 0.8 T) and TJs; time to Hc", rows)
+    for k in ("richardson_fem_gb_T", "richardson_fd_T"):
+        if out.get(k) is not None:
+            print(f"{k}: {out[k]:.3f} T")
     outdir = HERE / "out"
     outdir.mkdir(exist_ok=True)
-    name = ("micromag_multigrain_quick" if args.quick else "micromag_multigrain") + \
-        ("" if args.coarse_nm == 4.0 else f"_coarse{args.coarse_nm:g}") + ".json"
-    (outdir / name).write_text(json.dumps({"L_nm": L, "results": rows, "host_load": os.getloadavg()}, indent=2))
+    name = "micromag_multigrain" + ("_quick" if args.quick else "") + ("_study" if args.study else "") + ".json"
+    (outdir / name).write_text(json.dumps(out, indent=1))
     print(f"wrote {outdir / name}")
 
 

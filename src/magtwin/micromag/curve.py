@@ -7,7 +7,8 @@ alignment axis, tilted towards the axis-perpendicular direction closest to x) at
 changes by more than ``jump_threshold`` * <Js> between two accepted points, the interval is
 bisected, each trial relaxed from the last state before the jump, until the jump is located
 to within ``refine_tol_T``; the sweep then continues from the state just after the jump, so the
-recorded branch is always a monotone descending field history.
+recorded branch is always a monotone descending field history. With the solver setting
+``stop_when_reversed`` the sweep ends at the first point with J.h < 0 (time-to-coercivity runs).
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ SOLVER_DEFAULTS = {
     "demag": True, "torque_tol_T": 1e-4, "max_iterations": 20000, "max_angle_rad": 0.3,
     "jump_threshold": 0.05, "refine_tol_T": 0.01, "max_refinements": 50,
     "snapshot_every": 0, "snapshot_fields_T": [],
-    "demag_pc": "gamg", "demag_rtol": 1e-6, "air_inner_ratio": 1.5, "air_shell_ratio": 2.0,
+    "demag_pc": "gamg", "demag_rtol": 1e-6, "demag_rtol_loose": 1e-6, "air_inner_ratio": 1.5, "air_shell_ratio": 2.0,
     "air_shell_layers": 8, "air_sphere_subdivisions": 3, "air_quality": 1.4,
-    "air_max_volume_nm3": None, "checkpoint_interval_s": 600.0,
+    "demag_method": "airshell",
+    "air_max_volume_nm3": None, "checkpoint_interval_s": 600.0, "stop_when_reversed": False,
+    "extrapolate": True,
 }
 
 
@@ -103,7 +106,7 @@ def check_settings(field: dict, solver: dict, source=None) -> tuple[dict, dict]:
         raise ConfigError(f"field stop ({f['stop_T']}) must be below field start ({f['start_T']})", source)
     if (f["start_T"] - f["stop_T"]) / f["step_T"] > 1e6:
         raise ConfigError("more than 10^6 field steps; increase the field step", source)
-    for k in ("torque_tol_T", "max_angle_rad", "jump_threshold", "refine_tol_T", "demag_rtol"):
+    for k in ("torque_tol_T", "max_angle_rad", "jump_threshold", "refine_tol_T", "demag_rtol", "demag_rtol_loose"):
         if not isinstance(s[k], (int, float)) or s[k] <= 0:
             raise ConfigError(f"solver '{k}' must be a positive number, got {s[k]!r}", source)
     if not isinstance(s["checkpoint_interval_s"], (int, float)) or s["checkpoint_interval_s"] < 0:
@@ -113,6 +116,8 @@ def check_settings(field: dict, solver: dict, source=None) -> tuple[dict, dict]:
             raise ConfigError(f"solver '{k}' must be a non-negative integer, got {s[k]!r}", source)
     if s["demag_pc"] not in ("gamg", "hypre"):
         raise ConfigError(f"solver 'demag_pc' must be gamg or hypre, got {s['demag_pc']!r}", source)
+    if s["demag_method"] not in ("airshell", "fembem"):
+        raise ConfigError(f"solver 'demag_method' must be airshell or fembem, got {s['demag_method']!r}", source)
     return f, s
 
 
@@ -143,7 +148,11 @@ class Simulation:
         self.state = State(mesh.points_nm, mesh.tetrahedra, mesh.region_id, self.materials, comm)
         s = self.solver
         demag = None
-        if s["demag"]:
+        if s["demag"] and s["demag_method"] == "fembem":
+            from magtwin.micromag.fembem import FemBem
+
+            demag = FemBem(self.state, {"pc": s["demag_pc"], "rtol": s["demag_rtol"]}, source=src.get("mesh"))
+        elif s["demag"]:
             demag = Demag(self.state, {
                 "pc": s["demag_pc"], "rtol": s["demag_rtol"], "inner_ratio": s["air_inner_ratio"],
                 "shell_ratio": s["air_shell_ratio"], "shell_layers": s["air_shell_layers"],
@@ -173,8 +182,10 @@ class Simulation:
     def relax(self, b_T: float, callback=None):
         self.effective.b_ext = b_T * self.h
         s = self.solver
+        rtol = (s["demag_rtol"], max(s["demag_rtol"], s["demag_rtol_loose"]))
         return minimize(self.effective, torque_tol_T=s["torque_tol_T"], max_iterations=s["max_iterations"],
-                        max_angle_rad=s["max_angle_rad"], callback=callback)
+                        max_angle_rad=s["max_angle_rad"], callback=callback,
+                        demag_rtol=rtol if rtol[1] > rtol[0] else None)
 
     def parameters(self) -> dict:
         return {"materials": self.materials.table, "field": self.field, "solver": self.solver}
@@ -231,8 +242,11 @@ class Simulation:
             if st.rank == 0:
                 snapshots[k] = g
 
-        def record(b, res):
+        branch: list = []    # (field, m) of the point before the last one, on the same branch
+
+        def record(b, res, jump=False):
             J = st.mean_polarisation()
+            branch[:] = [] if jump or not pts or pts[-1].get("m") is None else [(pts[-1]["field"], pts[-1]["m"])]
             if pts:
                 pts[-1]["m"] = None
             pts.append({"field": b, "J": J, "Jh": float(J @ self.h), "E": self.effective.energies(),
@@ -282,6 +296,20 @@ class Simulation:
                                   "the same command again to resume" if ckpt is not None else
                                   "stopped by a signal (no checkpoint file configured)", ckpt)
 
+        def predict(b):
+            """Start from the state linearly extrapolated in the field along the branch
+            (m_k + t (m_k - m_k-1), t = (b - b_k) / (b_k - b_k-1) <= 1, renormalised): the
+            reversible part of the curve then needs fewer iterations per point."""
+            if not s["extrapolate"] or not branch or not pts or pts[-1].get("m") is None:
+                return
+            (b0, m0), b1, m1 = branch[0], pts[-1]["field"], pts[-1]["m"]
+            if b0 <= b1 or b >= b1:
+                return
+            t = min((b1 - b) / (b0 - b1), 1.0)
+            m = m1 + t * (m1 - m0)
+            norm = np.linalg.norm(m, axis=1, keepdims=True)
+            st.m_local[:] = np.where(st.magnetic[:, None], m / np.where(norm > 0, norm, 1.0), 0.0)
+
         def relax_watch(b, ref_jh):
             """Relax at ``b``; abort early (returns None) once J.h has left ``ref_jh`` by more
             than the jump threshold: only the fact of the jump matters for the bisection."""
@@ -300,6 +328,7 @@ class Simulation:
         while i < len(grid):
             b = grid[i]
             refine = bool(pts) and n_ref < s["max_refinements"] and pts[-1]["field"] - b > s["refine_tol_T"]
+            predict(b)
             res = relax_watch(b, pts[-1]["Jh"]) if refine else self.relax(b, check_signal)
             if refine and jumped(res):
                 n_ref += 1
@@ -308,6 +337,7 @@ class Simulation:
                 while ha - hb > s["refine_tol_T"]:
                     hm = 0.5 * (ha + hb)
                     st.m_local[:] = pts[-1]["m"]
+                    predict(hm)
                     r = relax_watch(hm, pts[-1]["Jh"])
                     if jumped(r):
                         hb, m_b, res_b = hm, st.m_local.copy(), r
@@ -323,7 +353,7 @@ class Simulation:
                 is_jump = jumped(res_b)
                 if is_jump:  # else: a fast but smooth change, resolved by the bisection points
                     snapshot(len(pts) - 1)
-                record(hb, res_b)
+                record(hb, res_b, jump=is_jump)
                 if is_jump:
                     snapshot(len(pts) - 1)
                     jumps.append((ha, hb))
@@ -331,15 +361,19 @@ class Simulation:
                 if hb <= b:
                     i += 1
                 mark_safe()
+                if s["stop_when_reversed"] and pts[-1]["Jh"] < 0:
+                    break
                 continue
             if pts and jumped(res):
                 snapshot(len(pts) - 1)
-                record(b, res)
+                record(b, res, jump=True)
                 snapshot(len(pts) - 1)
             else:
                 record(b, res)
             i += 1
             mark_safe()
+            if s["stop_when_reversed"] and pts[-1]["Jh"] < 0:
+                break
 
         snapshot(len(pts) - 1)
         terms = self.effective.terms

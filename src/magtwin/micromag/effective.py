@@ -42,6 +42,18 @@ class EffectiveField:
             tot += self.h["demag"]
         return tot
 
+    def set_demag_rtol(self, rtol: float) -> None:
+        """Relative tolerance of the next demagnetising-field solves (no-op without demag),
+        measured on the true (unpreconditioned) residual: a warm-started solve whose initial
+        residual already meets it then costs one matrix product and no V-cycle."""
+        if self.demag is None or rtol == getattr(self, "_demag_rtol", None):
+            return
+        ksp = self.demag.ksp
+        if ksp.getNormType() != ksp.NormType.UNPRECONDITIONED:
+            ksp.setNormType(ksp.NormType.UNPRECONDITIONED)
+        ksp.setTolerances(rtol=rtol)
+        self._demag_rtol = rtol
+
     def energies(self) -> dict[str, float]:
         """Energy per term in J for the fields last computed (collective)."""
         st = self.state
