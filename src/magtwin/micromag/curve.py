@@ -28,6 +28,7 @@ from magtwin.micromag.demag import Demag
 from magtwin.micromag.effective import EffectiveField
 from magtwin.micromag.materials import resolve_materials
 from magtwin.micromag.minimize import minimize
+from magtwin.micromag.precondition import NAMES as PRECONDITIONERS, make_preconditioner
 from magtwin.micromag.state import State
 
 log = logging.getLogger("magtwin.micromag")
@@ -41,7 +42,7 @@ SOLVER_DEFAULTS = {
     "air_shell_layers": 8, "air_sphere_subdivisions": 3, "air_quality": 1.4,
     "demag_method": "airshell",
     "air_max_volume_nm3": None, "checkpoint_interval_s": 600.0, "stop_when_reversed": False,
-    "extrapolate": True,
+    "extrapolate": True, "preconditioner": "exchange",
 }
 
 
@@ -116,6 +117,9 @@ def check_settings(field: dict, solver: dict, source=None) -> tuple[dict, dict]:
             raise ConfigError(f"solver '{k}' must be a non-negative integer, got {s[k]!r}", source)
     if s["demag_pc"] not in ("gamg", "hypre"):
         raise ConfigError(f"solver 'demag_pc' must be gamg or hypre, got {s['demag_pc']!r}", source)
+    if s["preconditioner"] not in PRECONDITIONERS:
+        raise ConfigError(f"solver 'preconditioner' must be one of {', '.join(PRECONDITIONERS)}, "
+                          f"got {s['preconditioner']!r}", source)
     if s["demag_method"] not in ("airshell", "fembem"):
         raise ConfigError(f"solver 'demag_method' must be airshell or fembem, got {s['demag_method']!r}", source)
     return f, s
@@ -159,6 +163,7 @@ class Simulation:
                 "sphere_subdivisions": s["air_sphere_subdivisions"], "air_quality": s["air_quality"],
                 "air_max_volume_nm3": s["air_max_volume_nm3"]}, source=src.get("mesh"))
         self.effective = EffectiveField(self.state, demag)
+        self.preconditioner = make_preconditioner(s["preconditioner"], self.effective)
         self.h = field_direction(mesh.alignment_axis, self.field["angle_deg"])
         self._warn_resolution()
         self.js_mean = self.state.total_js_vol / self.state.total_volume
@@ -185,7 +190,7 @@ class Simulation:
         rtol = (s["demag_rtol"], max(s["demag_rtol"], s["demag_rtol_loose"]))
         return minimize(self.effective, torque_tol_T=s["torque_tol_T"], max_iterations=s["max_iterations"],
                         max_angle_rad=s["max_angle_rad"], callback=callback,
-                        demag_rtol=rtol if rtol[1] > rtol[0] else None)
+                        demag_rtol=rtol if rtol[1] > rtol[0] else None, preconditioner=self.preconditioner)
 
     def parameters(self) -> dict:
         return {"materials": self.materials.table, "field": self.field, "solver": self.solver}
