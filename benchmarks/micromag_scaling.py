@@ -41,7 +41,7 @@ def worker(n: int, iterations: int) -> None:
     sim.effective.b_ext = -3.0 * sim.h
     comm.Barrier()
     t0 = MPI.Wtime()
-    res = minimize(sim.effective, torque_tol_T=1e-12, max_iterations=iterations)
+    res = minimize(sim.effective, torque_tol_T=1e-12, max_iterations=iterations, preconditioner=sim.preconditioner)
     comm.Barrier()
     dt = MPI.Wtime() - t0
     if comm.rank == 0:

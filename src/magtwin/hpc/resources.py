@@ -164,8 +164,6 @@ def stack_voxel_count(path: str | os.PathLike) -> int:
     p = Path(path)
     if not p.exists():
         raise InputError("image stack does not exist", p)
-    if p.is_dir():
-        return sum(stack_voxel_count(q) for q in sorted(p.iterdir()) if q.suffix.lower() in (".tif", ".tiff"))
     if p.suffix.lower() in (".h5", ".hdf5"):
         import h5py
 
@@ -177,13 +175,10 @@ def stack_voxel_count(path: str | os.PathLike) -> int:
         except OSError as exc:
             raise InputError(f"cannot read as HDF5 ({exc})", p) from None
         return max(sizes, default=0)
-    if p.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
+    if p.is_dir() or p.suffix.lower() in (".tif", ".tiff"):
+        from magtwin.io.tiff import open_stack  # the ingest reader: same checks, same errors
 
-        try:
-            with tifffile.TiffFile(p) as tif:
-                return int(sum(math.prod(s.shape) for s in tif.series))
-        except (tifffile.TiffFileError, OSError, ValueError) as exc:
-            raise InputError(f"cannot read as TIFF ({exc})", p) from None
+        with open_stack(p) as stack:
+            return int(math.prod(stack.shape))
     # Unknown format: assume 16-bit voxels.
     return p.stat().st_size // 2
