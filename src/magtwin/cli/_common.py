@@ -22,3 +22,20 @@ def voxel_size_type(text: str) -> tuple[float, float, float]:
     if len(parts) != 3 or min(parts) <= 0:
         raise argparse.ArgumentTypeError(f"voxel size must be 1 or 3 positive numbers (z,y,x nm), got {text!r}")
     return tuple(parts)  # type: ignore[return-value]
+
+
+def add_config_arguments(p: argparse.ArgumentParser, section: str, example: str) -> None:
+    """``--config CONFIG.yaml`` (parameters from the workflow config's ``section``) and
+    repeatable ``--set KEY=VALUE`` overrides; read them back with :func:`stage_params`."""
+    p.add_argument("--config", type=Path, metavar="CONFIG.yaml",
+                   help=f"workflow config whose '{section}' section gives the parameters")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override one parameter (YAML value), e.g. --set {example}")
+    p.set_defaults(config_section=section)
+
+
+def stage_params(args: argparse.Namespace) -> dict:
+    """The stage parameters given by :func:`add_config_arguments`' options."""
+    from magtwin.imaging.stackio import cli_params
+
+    return cli_params(args.config_section, args.config, args.set)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from magtwin.cli._common import add_out_argument
+from magtwin.cli._common import add_config_arguments, add_out_argument, stage_params
 
 
 def register(sub) -> None:
@@ -19,17 +19,13 @@ def register(sub) -> None:
     p.add_argument("--image", type=Path, metavar="ALIGN.h5",
                    help="aligned volume (03_align.h5): grain brightness then also decides which "
                         "grains split along a weak border are joined (recommended)")
-    p.add_argument("--config", type=Path, metavar="CONFIG.yaml",
-                   help="workflow config whose 'grains' section gives the parameters")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one parameter (YAML value), e.g. --set min_grain_voxels=200")
+    add_config_arguments(p, "grains", "min_grain_voxels=200")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> None:
     from magtwin.reconstruct.grains import run_grains
-    from magtwin.imaging.stackio import cli_params
 
-    quality = run_grains(args.input, args.out, cli_params("grains", args.config, args.set),
+    quality = run_grains(args.input, args.out, stage_params(args),
                          image_path=args.image)
     print(json.dumps(quality, sort_keys=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from magtwin.cli._common import add_out_argument
+from magtwin.cli._common import add_config_arguments, add_out_argument, stage_params
 
 
 def register(sub) -> None:
@@ -17,19 +17,15 @@ def register(sub) -> None:
     add_out_argument(p)
     p.add_argument("--kind", action="append", default=[], metavar="REGION=KIND",
                    help="kind (grain|gb|tj) of a region tag or physical-group name; repeatable")
-    p.add_argument("--config", type=Path, metavar="CONFIG.yaml",
-                   help="workflow config whose 'mesh_import' section gives the parameters")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one parameter (YAML value), e.g. --set scale_to_nm=1000")
+    add_config_arguments(p, "mesh_import", "scale_to_nm=1000")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> None:
     from magtwin.errors import ConfigError
-    from magtwin.imaging.stackio import cli_params
     from magtwin.mesh.importers import run_import
 
-    prm = cli_params("mesh_import", args.config, args.set)
+    prm = stage_params(args)
     kinds = dict(prm.get("kinds") or {})
     for item in args.kind:
         key, sep, value = item.partition("=")

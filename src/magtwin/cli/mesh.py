@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from magtwin.cli._common import add_out_argument
+from magtwin.cli._common import add_config_arguments, add_out_argument, stage_params
 
 
 def register(sub) -> None:
@@ -16,16 +16,12 @@ def register(sub) -> None:
     add_out_argument(p)
     p.add_argument("--xdmf", type=Path, help="also write XDMF+HDF5 for ParaView")
     p.add_argument("--vtu", type=Path, help="also write VTU for ParaView")
-    p.add_argument("--config", type=Path, metavar="CONFIG.yaml",
-                   help="workflow config whose 'mesh' section gives the parameters")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one parameter (YAML value), e.g. --set gb_size_nm=1.5")
+    add_config_arguments(p, "mesh", "gb_size_nm=1.5")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> None:
-    from magtwin.imaging.stackio import cli_params
     from magtwin.mesh.build import run_mesh
 
-    stats = run_mesh(args.input, args.out, cli_params("mesh", args.config, args.set), args.xdmf, args.vtu)
+    stats = run_mesh(args.input, args.out, stage_params(args), args.xdmf, args.vtu)
     print(json.dumps({k: stats[k] for k in ("nodes", "elements", "per_kind")}, sort_keys=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from magtwin.cli._common import add_out_argument
+from magtwin.cli._common import add_config_arguments, add_out_argument, stage_params
 
 
 def register(sub) -> None:
@@ -15,15 +15,11 @@ def register(sub) -> None:
                                    "06_model.h5. Parameters: the 'model' section of the workflow config.")
     p.add_argument("input", type=Path, metavar="LABELS.h5", help="label volume")
     add_out_argument(p)
-    p.add_argument("--config", type=Path, metavar="CONFIG.yaml",
-                   help="workflow config whose 'model' section gives the parameters")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one parameter (YAML value), e.g. --set scale=0.1")
+    add_config_arguments(p, "model", "scale=0.1")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> None:
-    from magtwin.imaging.stackio import cli_params
     from magtwin.model.build import run_model
 
-    print(json.dumps(run_model(args.input, args.out, cli_params("model", args.config, args.set)), sort_keys=True))
+    print(json.dumps(run_model(args.input, args.out, stage_params(args)), sort_keys=True))
