@@ -24,6 +24,7 @@ and a grain table computed from streamed moments.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Any, Mapping
@@ -100,27 +101,36 @@ class _Tracks:
 
 
 def _split_section(cur: np.ndarray, b: int, prev: np.ndarray, parts: list[list[int]],
-                   next_id: int) -> tuple[np.ndarray, list[int]]:
-    """Split section ``b`` of ``cur``: each pixel goes to the part (a list of labels of
-    ``prev``) owning the nearest pixel of ``prev``. Returns the new slice and the new ids.
-    Works on the bounding box of ``b`` and the parts (the distance transform is the cost)."""
-    owner_full = np.zeros(prev.shape, np.int32)
+                   next_id: int, box: tuple[slice, slice] | None = None) -> tuple[np.ndarray, list[int]]:
+    """Split section ``b`` of ``cur`` **in place**: each pixel goes to the part (a list of
+    labels of ``prev``) owning the nearest pixel of ``prev``. Returns ``cur`` and the new ids.
+    Works on ``box``, the bounding box of ``b`` and the parts (computed when not given; the
+    distance transform is the cost)."""
+    if box is None:
+        owner_full = np.isin(prev, [a for labels_a in parts for a in labels_a])
+        ys, xs = np.nonzero((cur == b) | owner_full)
+        box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    pb = prev[box]
+    owner = np.zeros(pb.shape, np.int32)
     for i, labels_a in enumerate(parts):
-        owner_full[np.isin(prev, labels_a)] = i + 1
-    inside_full = cur == b
-    ys, xs = np.nonzero(inside_full | (owner_full > 0))
-    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
-    owner, inside = owner_full[box], inside_full[box]
+        owner[np.isin(pb, labels_a)] = i + 1
+    sub = cur[box]
+    inside = sub == b
     _, (iy, ix) = ndimage.distance_transform_edt(owner == 0, return_indices=True)
     near = owner[iy, ix]
-    out = cur.copy()
-    sub = out[box]
     ids = []
     for i in range(len(parts)):
         nid = next_id + i
         sub[inside & (near == i + 1)] = nid
         ids.append(nid)
-    return out, ids
+    return cur, ids
+
+
+def _union_box(boxes: list[tuple[slice, slice] | None]) -> tuple[slice, slice]:
+    """Smallest box holding every box of ``boxes`` (None entries skipped)."""
+    bs = [bx for bx in boxes if bx is not None]
+    return (slice(min(bx[0].start for bx in bs), max(bx[0].stop for bx in bs)),
+            slice(min(bx[1].start for bx in bs), max(bx[1].stop for bx in bs)))
 
 
 def link_slice(prev: np.ndarray, prev_track: np.ndarray, cur: np.ndarray, tracks: _Tracks,
@@ -168,6 +178,7 @@ def link_slice(prev: np.ndarray, prev_track: np.ndarray, cur: np.ndarray, tracks
         if best_a.get(bi) != ai:
             suitors.setdefault(bi, []).append(ai)
     out = cur
+    boxes = None
     next_id = int(cur.max()) + 1
     links: dict[int, int] = {}
     for bi, a0 in best_a.items():
@@ -187,7 +198,11 @@ def link_slice(prev: np.ndarray, prev_track: np.ndarray, cur: np.ndarray, tracks
         if merged_in and tracks.length[t0] >= min_track_slices:
             # b is two or more established grains that the segmentation did not separate
             parts = [(t0, a0)] + merged_in
-            out, ids = _split_section(out, int(bi), prev, [[ai] for _, ai in parts], next_id)
+            if boxes is None:  # bounding boxes of every section, once per slice pair
+                out = cur.copy()
+                boxes = (ndimage.find_objects(cur), ndimage.find_objects(prev))
+            box = _union_box([boxes[0][int(bi) - 1]] + [boxes[1][ai - 1] for _, ai in parts])
+            out, ids = _split_section(out, int(bi), prev, [[ai] for _, ai in parts], next_id, box)
             next_id += len(ids)
             for (t, _), nid in zip(parts, ids):
                 links[nid] = t
@@ -197,12 +212,14 @@ def link_slice(prev: np.ndarray, prev_track: np.ndarray, cur: np.ndarray, tracks
 
 
 def link_sections(labels2d, out, link_overlap: float = 0.5, min_track_slices: int = 3,
-                  gap_slices: int = 1, boundary=None, split_threshold: float = 0.3):
+                  gap_slices: int = 1, boundary=None, split_threshold: float = 0.3,
+                  areas: list | None = None):
     """Link the sections of a (z, y, x) stack of 2D label slices into 3D tracks.
 
     Writes the (possibly split) slices to ``out`` (same shape; local section ids) and
     returns ``(tracks, track_of)``: ``track_of[z]`` maps the local ids of slice z (index 0
-    unused) to track ids; resolve them with ``tracks.find``.
+    unused) to track ids; resolve them with ``tracks.find``. ``areas`` (a list), when given,
+    receives the pixel count per local id of every written slice.
     """
     nz = labels2d.shape[0]
     tracks = _Tracks()
@@ -226,7 +243,9 @@ def link_sections(labels2d, out, link_overlap: float = 0.5, min_track_slices: in
                 ended = np.array([tracks.find(int(t)) not in seen for t in old_tr])
                 ended[0] = False
                 masked_old = np.where(ended[old], old, 0)
-                masked_cur = np.where(np.isin(cur, free), cur, 0)
+                is_free = np.zeros(int(cur.max()) + 1, bool)
+                is_free[free] = True
+                masked_cur = np.where(is_free[cur], cur, 0)
                 if masked_old.any() and masked_cur.any():
                     _, more = link_slice(masked_old, old_tr, masked_cur, tracks, link_overlap,
                                          min_track_slices=10 ** 9)
@@ -237,6 +256,8 @@ def link_sections(labels2d, out, link_overlap: float = 0.5, min_track_slices: in
         for t in {tracks.find(int(t)) for t in tr[1:]}:
             tracks.length[t] += 1
         out[z] = cur.astype(np.uint32)
+        if areas is not None:
+            areas.append(np.bincount(cur.ravel(), minlength=len(tr)))
         track_of.append(tr)
         history.append((cur, tr))
         if len(history) > gap_slices + 1:
@@ -272,10 +293,28 @@ class _Moments:
                 self.m2[:, i, j] += s
                 if j != i:
                     self.m2[:, j, i] += s
-        ipx = np.stack([np.full(idx.size, z), y, x], axis=1)
-        for i in range(3):
-            np.minimum.at(self.lo[:, i], ids, ipx[:, i])
-            np.maximum.at(self.hi[:, i], ids, ipx[:, i])
+        present = np.flatnonzero(np.bincount(ids, minlength=n1))
+        present = present[present > 0]
+        self.lo[present, 0] = np.minimum(self.lo[present, 0], z)
+        self.hi[present, 0] = np.maximum(self.hi[present, 0], z)
+        boxes = ndimage.find_objects(lab)
+        for g in present.tolist():
+            sy, sx = boxes[g - 1]
+            self.lo[g, 1] = min(self.lo[g, 1], sy.start)
+            self.lo[g, 2] = min(self.lo[g, 2], sx.start)
+            self.hi[g, 1] = max(self.hi[g, 1], sy.stop - 1)
+            self.hi[g, 2] = max(self.hi[g, 2], sx.stop - 1)
+
+    def merged(self, lut: np.ndarray, n: int) -> "_Moments":
+        """The moments after relabelling grain ``g`` as ``lut[g]`` (ids 1..n; moments add)."""
+        out = _Moments(n)
+        np.add.at(out.m0, lut, self.m0)
+        np.add.at(out.m1, lut, self.m1)
+        np.add.at(out.m2, lut, self.m2)
+        np.minimum.at(out.lo, lut, self.lo)
+        np.maximum.at(out.hi, lut, self.hi)
+        out.m0[0] = 0
+        return out
 
     def table(self, vox) -> np.ndarray:
         """Rows per grain in :data:`TABLE_COLUMNS` order.
@@ -325,25 +364,31 @@ def border_histograms(labels, boundary, n_bins: int = 64, b_max: float = 2.0) ->
     3D grains, accumulated slice by slice: ``{(low id, high id): counts (n_bins,)}``."""
     hist: dict[tuple[int, int], np.ndarray] = {}
     for z in range(labels.shape[0]):
-        lab = np.asarray(labels[z]).astype(np.int64)
-        b = np.asarray(boundary[z], np.float32)
-        l1 = np.concatenate([lab[:, :-1].ravel(), lab[:-1, :].ravel()])
-        l2 = np.concatenate([lab[:, 1:].ravel(), lab[1:, :].ravel()])
-        v = np.concatenate([(b[:, :-1] + b[:, 1:]).ravel(), (b[:-1, :] + b[1:, :]).ravel()]) * 0.5
-        sel = (l1 != l2) & (l1 > 0) & (l2 > 0)
-        if not sel.any():
-            continue
-        lo, hi = np.minimum(l1[sel], l2[sel]), np.maximum(l1[sel], l2[sel])
-        bins = np.clip((v[sel] / b_max * n_bins).astype(np.int64), 0, n_bins - 1)
-        m = int(lab.max()) + 1
-        key, cnt = np.unique((lo * m + hi) * n_bins + bins, return_counts=True)
-        for kk, c in zip(key.tolist(), cnt.tolist()):
-            pair = divmod(kk // n_bins, m)
-            h = hist.get(pair)
-            if h is None:
-                h = hist[pair] = np.zeros(n_bins, np.int64)
-            h[kk % n_bins] += c
+        _add_border_histogram(hist, np.asarray(labels[z]).astype(np.int64),
+                              np.asarray(boundary[z], np.float32), n_bins, b_max)
     return hist
+
+
+def _add_border_histogram(hist: dict, lab: np.ndarray, b: np.ndarray, n_bins: int = 64,
+                          b_max: float = 2.0) -> None:
+    """Add one slice ``(lab, b)`` to the :func:`border_histograms` ``hist`` (in place)."""
+    from magtwin.reconstruct.segment import border_samples
+
+    l1, l2, v = border_samples(lab, b)
+    if l1.size == 0:
+        return
+    lo, hi = np.minimum(l1, l2), np.maximum(l1, l2)
+    bins = np.clip((v / b_max * n_bins).astype(np.int64), 0, n_bins - 1)
+    m = int(lab.max()) + 1
+    key, cnt = np.unique((lo * m + hi) * n_bins + bins, return_counts=True)
+    pair = key // n_bins
+    starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+    for i, j in zip(starts.tolist(), np.r_[starts[1:], len(key)].tolist()):
+        pq = divmod(int(pair[i]), m)
+        h = hist.get(pq)
+        if h is None:
+            h = hist[pq] = np.zeros(n_bins, np.int64)
+        np.add.at(h, key[i:j] % n_bins, cnt[i:j])
 
 
 def weak_border_merges(hist: dict, threshold: float, min_border_px: int,
@@ -380,16 +425,21 @@ def weak_border_merges(hist: dict, threshold: float, min_border_px: int,
 def grain_brightness(labels, image, boundary, n_grains: int, interior_b: float = 0.2) -> np.ndarray:
     """Mean image value of every grain over its interior pixels (GB evidence below
     ``interior_b``), streamed over slices; index = grain id (NaN where unknown)."""
-    s = np.zeros(n_grains + 1)
-    c = np.zeros(n_grains + 1)
+    acc = np.zeros((2, n_grains + 1))
     for z in range(labels.shape[0]):
-        lab = np.asarray(labels[z]).astype(np.int64)
-        img = np.asarray(image[z], np.float64)
-        sel = (lab > 0) & np.isfinite(img) & (np.asarray(boundary[z], np.float32) < interior_b)
-        s += np.bincount(lab[sel], img[sel], minlength=n_grains + 1)
-        c += np.bincount(lab[sel], minlength=n_grains + 1)
+        _add_brightness(acc, np.asarray(labels[z]).astype(np.int64), np.asarray(image[z]),
+                        np.asarray(boundary[z], np.float32), interior_b)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return s / c
+        return acc[0] / acc[1]
+
+
+def _add_brightness(acc: np.ndarray, lab: np.ndarray, img: np.ndarray, b: np.ndarray,
+                    interior_b: float = 0.2) -> None:
+    """Add one slice to the (2, n + 1) sums / counts of :func:`grain_brightness` (in place)."""
+    img = np.asarray(img, np.float64)
+    sel = (lab > 0) & np.isfinite(img) & (b < interior_b)
+    acc[0] += np.bincount(lab[sel], img[sel], minlength=acc.shape[1])
+    acc[1] += np.bincount(lab[sel], minlength=acc.shape[1])
 
 
 def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
@@ -413,10 +463,11 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
         inputs = [in_path] + ([image_path] if image_path is not None else [])
         with ArtefactWriter(out_path, "grains", p, inputs=inputs) as w:
             out = w.create_volume("labels", (nz, ny, nx), np.uint32)
+            areas: list[np.ndarray] = []
             tracks, track_of = link_sections(lab2d, out, float(p["link_overlap"]),
                                              int(p["min_track_slices"]), int(p["gap_slices"]),
                                              f["boundary"] if "boundary" in f else None,
-                                             float(p["split_threshold"]))
+                                             float(p["split_threshold"]), areas=areas)
             n_tracks = len(tracks.parent)
             if n_tracks == 0:
                 raise InputError("the segmentation has no grain sections to link", in_path)
@@ -424,9 +475,8 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
             size = np.zeros(n_tracks)
             first = np.full(n_tracks, nz)
             for z in range(nz):
-                area = np.bincount(np.asarray(out[z]).ravel(), minlength=len(track_of[z]))
                 g = root[track_of[z][1:]]
-                np.add.at(size, g, area[1:len(track_of[z])])
+                np.add.at(size, g, areas[z][1:len(track_of[z])])
                 np.minimum.at(first, g, z)
             keep = size >= int(p["min_grain_voxels"])
             if not keep.any():
@@ -439,28 +489,44 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
             n_grains = len(kept)
             n_fragments = int(((size > 0) & ~keep).sum())
             n_frag_px = 0
-            for z in range(nz):
-                loc = np.asarray(out[z]).astype(np.int64)
-                lut = new_id[root[track_of[z]]]
-                lut[0] = 0
-                lab = lut[loc]
-                removed = (loc > 0) & (lab == 0)
-                n_frag_px += int(removed.sum())
-                out[z] = _fill_fragments(lab, removed, loc > 0).astype(np.uint32)
-                progress("grains/label", z, nz)
+            # one pass: final ids, fragments filled, moments, and (for the weak-border test
+            # below) border histograms and grain brightness
+            weak_test = "boundary" in f and float(p["merge_threshold_3d"]) > 0
+            hist: dict = {}
+            bright_acc = np.zeros((2, n_grains + 1))
+            with contextlib.ExitStack() as stack:
+                img = None
+                if weak_test and image_path is not None:
+                    fa = stack.enter_context(open_artefact(image_path, "align"))
+                    img = volume_of(fa, image_path, min_slices=1)
+                    if img.shape != out.shape:
+                        raise InputError(f"aligned volume {img.shape} does not match the "
+                                         f"segmentation {out.shape}", image_path)
+                mom = _Moments(n_grains)
+                for z in range(nz):
+                    loc = np.asarray(out[z]).astype(np.int64)
+                    lut = new_id[root[track_of[z]]]
+                    lut[0] = 0
+                    lab = lut[loc]
+                    removed = (loc > 0) & (lab == 0)
+                    n_frag_px += int(removed.sum())
+                    lab = _fill_fragments(lab, removed, loc > 0)
+                    out[z] = lab.astype(np.uint32)
+                    mom.add(z, lab, vox)
+                    if weak_test:
+                        bz = np.asarray(f["boundary"][z], np.float32)
+                        _add_border_histogram(hist, lab, bz)
+                        if img is not None:
+                            _add_brightness(bright_acc, lab, img[z], bz)
+                    progress("grains/label", z, nz)
             # grains split along a border without GB evidence (a persistent over-segmentation,
             # e.g. along a curtaining stripe) are joined, judged on all slices together
             n_weak = 0
-            if "boundary" in f and float(p["merge_threshold_3d"]) > 0:
-                hist = border_histograms(out, f["boundary"])
+            if weak_test:
                 bright = None
                 if image_path is not None:
-                    with open_artefact(image_path, "align") as fa:
-                        img = volume_of(fa, image_path, min_slices=1)
-                        if img.shape != out.shape:
-                            raise InputError(f"aligned volume {img.shape} does not match the "
-                                             f"segmentation {out.shape}", image_path)
-                        bright = grain_brightness(out, img, f["boundary"], n_grains)
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        bright = bright_acc[0] / bright_acc[1]
                 into = weak_border_merges(hist, float(p["merge_threshold_3d"]), int(p["min_border_px"]),
                                           bright, float(p["merge_max_contrast"]))
                 n_weak = len(into)
@@ -473,11 +539,9 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
                     compact[ids] = np.arange(1, len(ids) + 1)
                     lut = compact[lut]
                     n_grains = len(ids)
+                    mom = mom.merged(lut, n_grains)
                     for z in range(nz):
                         out[z] = lut[np.asarray(out[z]).astype(np.int64)].astype(np.uint32)
-            mom = _Moments(n_grains)
-            for z in range(nz):
-                mom.add(z, np.asarray(out[z]).astype(np.int64), vox)
             table = mom.table(vox)
             w.write("grain_table", table, attrs={"columns": ",".join(TABLE_COLUMNS),
                                                  "units": "nm, voxels; bbox in voxels [start, stop)"})

@@ -36,14 +36,19 @@ def outline_polygons(labels: np.ndarray, tolerance_px: float = 1.0) -> list[tupl
 
 
 def simplify_many(contours: list[np.ndarray], tolerance_px: float) -> list[np.ndarray]:
-    """:func:`simplify_closed` of many contours in one vectorised GEOS call."""
+    """:func:`simplify_closed` of many contours, vectorised in GEOS (list of (m, 2))."""
     long = [i for i, c in enumerate(contours) if len(c) >= 4]
     out = [np.asarray(c, float) for c in contours]
     if long:
         cs = [out[i] for i in long]
         rings = shapely.linearrings(np.concatenate(cs),
                                     indices=np.repeat(np.arange(len(cs)), [len(c) for c in cs]))
-        simple = shapely.simplify(rings, tolerance_px, preserve_topology=True)
+        # plain Douglas-Peucker first; the (slower) topology-preserving variant only for
+        # the rings it left self-intersecting or degenerate
+        simple = shapely.simplify(rings, tolerance_px, preserve_topology=False)
+        bad = ~shapely.is_valid(simple) | (shapely.get_num_coordinates(simple) < 4)
+        if bad.any():
+            simple[bad] = shapely.simplify(rings[bad], tolerance_px, preserve_topology=True)
         for i, g in zip(long, simple):
             v = shapely.get_coordinates(g)
             if len(v) >= 4:
