@@ -29,6 +29,54 @@ from magtwin.micromag.state import State
 NAME = "demag"
 
 
+def source_matrix(state: State, cmap: np.ndarray, row_range: tuple[int, int], n_rows: int) -> PETSc.Mat:
+    """G (potential unknowns x 3 N_magnet): (G m)_k = int_magnet Js m . grad v_k
+    = sum_e Js_e V_e / 4 sum_j m_j . grad v_k (T nm^2), rows ``cmap[node]`` (owned: ``row_range``).
+
+    Columns are the interleaved magnetisation (mx0, my0, mz0, mx1, ...) of ``state``.
+    """
+    el = state.elements
+    w = el.mat["Js_T"] * np.abs(el.vol) / 4.0
+    nm = state.n_nodes
+
+    def g_block(sl):
+        ge = (w[sl, None, None, None] * el.grad[sl, :, None, :]) * np.ones((1, 1, 4, 1))  # (M,k,j,c)
+        col_nodes = (3 * el.tets[sl, :, None] + np.arange(3)[None, None, :]).reshape(-1, 12)
+        return cmap[el.tets[sl]], col_nodes, ge.reshape(-1, 4, 12)
+
+    csr = assemble_chunked(len(w), g_block, row_range, 3 * nm)
+    nloc = row_range[1] - row_range[0]
+    return petsc_aij(csr, (nloc, n_rows), (3 * state.n_local, 3 * nm), state.comm)
+
+
+def cg_amg(mat: PETSc.Mat, prefix: str, pc_type: str, rtol: float) -> PETSc.KSP:
+    """CG + algebraic multigrid (``pc_type`` "gamg" or "hypre" BoomerAMG) on ``mat``, warm-started
+    from the solution vector; PETSc options with ``prefix`` override the settings."""
+    ksp = PETSc.KSP().create(comm=mat.getComm())
+    ksp.setOptionsPrefix(prefix)
+    ksp.setOperators(mat)
+    ksp.setType(PETSc.KSP.Type.CG)
+    pc = ksp.getPC()
+    if pc_type == "hypre":
+        pc.setType(PETSc.PC.Type.HYPRE)
+        pc.setHYPREType("boomeramg")
+    else:
+        pc.setType(PETSc.PC.Type.GAMG)
+    ksp.setTolerances(rtol=rtol, atol=1e-50, max_it=2000)
+    ksp.setInitialGuessNonzero(True)
+    ksp.setFromOptions()
+    ksp.setUp()
+    return ksp
+
+
+def set_ksp_rtol(ksp: PETSc.KSP, rtol: float) -> None:
+    """``rtol`` on the unpreconditioned residual: a warm-started solve whose initial residual
+    already meets it costs one matrix product and no V-cycle."""
+    if ksp.getNormType() != PETSc.KSP.NormType.UNPRECONDITIONED:
+        ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
+    ksp.setTolerances(rtol=rtol)
+
+
 class Demag:
     """Assembled open-boundary potential problem on ``state``'s communicator.
 
@@ -108,32 +156,9 @@ class Demag:
         nloc = hi - lo
         self.L = petsc_aij(csr, (nloc, self.n_unknowns), (nloc, self.n_unknowns), comm)
 
-        # G: (unknowns x 3 N_magnet), (G m)_k = sum_e Js_e V_e / 4 sum_j m_j . grad v_k.
-        el = state.elements
-        w = el.mat["Js_T"] * np.abs(el.vol) / 4.0
+        self.G = source_matrix(state, cmap, self.row_range, self.n_unknowns)
 
-        def g_block(sl):
-            ge = (w[sl, None, None, None] * el.grad[sl, :, None, :]) * np.ones((1, 1, 4, 1))  # (M,k,j,c)
-            col_nodes = (3 * el.tets[sl, :, None] + np.arange(3)[None, None, :]).reshape(-1, 12)
-            return cmap[el.tets[sl]], col_nodes, ge.reshape(-1, 4, 12)
-
-        csr = assemble_chunked(len(w), g_block, self.row_range, 3 * nm)
-        self.G = petsc_aij(csr, (nloc, self.n_unknowns), (3 * state.n_local, 3 * nm), comm)
-
-        self.ksp = PETSc.KSP().create(comm=comm)
-        self.ksp.setOptionsPrefix("demag_")
-        self.ksp.setOperators(self.L)
-        self.ksp.setType(PETSc.KSP.Type.CG)
-        pc = self.ksp.getPC()
-        if opt["pc"] == "hypre":
-            pc.setType(PETSc.PC.Type.HYPRE)
-            pc.setHYPREType("boomeramg")
-        else:
-            pc.setType(PETSc.PC.Type.GAMG)
-        self.ksp.setTolerances(rtol=float(opt["rtol"]), atol=1e-50, max_it=2000)
-        self.ksp.setInitialGuessNonzero(True)
-        self.ksp.setFromOptions()
-        self.ksp.setUp()
+        self.ksp = cg_amg(self.L, "demag_", opt["pc"], float(opt["rtol"]))
         self.u, self.b = self.L.createVecs()
         self.u.set(0.0)
         self._h = state.create_field_vec()
@@ -152,6 +177,10 @@ class Demag:
         self.total_iterations += self.last_iterations
         self.G.multTranspose(self.u, self._h)
         out[:] = -self._h.getArray().reshape(-1, 3) * self.state.inv_js_vol[:, None]
+
+    def set_rtol(self, rtol: float) -> None:
+        """Relative tolerance of the next solves, on the true (unpreconditioned) residual."""
+        set_ksp_rtol(self.ksp, rtol)
 
     @property
     def n_air_nodes(self) -> int:
