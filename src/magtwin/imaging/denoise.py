@@ -34,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "scale_px": 2.0,
     "destripe": True,
     "stripe_axis": "y",
-    "stripe_width_px": 25.0,
+    "stripe_width_px": 20.0,
     "stripe_length_px": 150.0,
     "stripe_multiplicative": True,
     "shading": True,
