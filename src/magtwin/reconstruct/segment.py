@@ -20,6 +20,8 @@ thin bright lines between grains of slightly different brightness. Per slice:
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import os
 from typing import Any, Mapping
@@ -47,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "min_area_px": 20,
     "outline_tolerance_nm": 5.0,
     "min_line_contrast": 15.0,
+    "workers": 0,
 }
 
 
@@ -249,6 +252,39 @@ def usable_mask(valid: np.ndarray | None, cap_rows, shape) -> np.ndarray:
     return m
 
 
+def _segment_slice(b: np.ndarray, mask: np.ndarray, blank: bool, seed_min_distance_px: int,
+                   merge_threshold: float, min_area_px: int, tol_px: float):
+    """One slice's sections, their pixel counts and outlines (runs in a worker process)."""
+    if blank:
+        lab = np.zeros(b.shape, np.int32)
+    else:
+        lab = segment_boundary(b, mask, seed_min_distance_px, merge_threshold, min_area_px)
+    area = np.bincount(lab.ravel(), minlength=int(lab.max()) + 1)
+    return lab, area, outline_polygons(lab, tol_px)
+
+
+def n_workers(workers: int) -> int:
+    """``workers``, or for 0 one per available core (at most 4)."""
+    if workers > 0:
+        return int(workers)
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, n))
+
+
+@contextlib.contextmanager
+def _slice_pool(workers: int):
+    """A process pool of ``workers`` processes, or None for one (all in this process)."""
+    if workers <= 1:
+        yield None
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        yield pool
+
+
 def run_segment(in_path: str | os.PathLike, out_path: str | os.PathLike,
                 params: Mapping[str, Any] | None = None) -> dict:
     """Stage 4: read ``03_align.h5`` (stage "align"), write ``04_segment.h5``.
@@ -301,31 +337,46 @@ def run_segment(in_path: str | os.PathLike, out_path: str | os.PathLike,
             bvol = w.create_volume("boundary", (nz, ny, nx), np.float16,
                                    attrs={"description": "GB evidence b (slab-averaged), see "
                                                          "magtwin.reconstruct.segment"})
-            for k in range(nz):
-                ks = [min(max(k + d, 0), nz - 1) for d in range(-half, half + 1)]
-                b = sum(wt * b_of(j)[0] for wt, j in zip(slab_weights(nslab), ks))
-                mask = b_of(k)[1]
-                if b_of(k)[2] > 0:
-                    contrast.append(b_of(k)[2])
-                for j in [j for j in cache if j < k - half]:
-                    del cache[j]
-                if b_of(k)[2] == 0.0:   # a blank slice (no ridge response at all)
-                    lab = np.zeros((ny, nx), np.int32)
-                    blank.append(k)
-                else:
-                    lab = segment_boundary(b, mask, int(p["seed_min_distance_px"]),
-                                           float(p["merge_threshold"]), int(p["min_area_px"]))
+            def collect(k: int, res) -> None:
+                nonlocal nvert
+                lab, area, polys = res
                 out[k] = lab
-                bvol[k] = np.where(mask, b, 0).astype(np.float16)
-                n = int(lab.max())
-                counts.append(n)
-                area = np.bincount(lab.ravel(), minlength=n + 1)
+                counts.append(int(lab.max()))
                 areas.extend(area[1:].tolist())
-                for lbl, poly in outline_polygons(lab, tol_px):
+                for lbl, poly in polys:
                     verts.append(poly * scale)
                     table.append((k, lbl, nvert, len(poly), int(area[lbl])))
                     nvert += len(poly)
                 progress("segment", k, nz)
+
+            seg_args = (int(p["seed_min_distance_px"]), float(p["merge_threshold"]),
+                        int(p["min_area_px"]), tol_px)
+            nw = n_workers(int(p["workers"]))
+            with _slice_pool(nw) as pool:
+                pending: collections.deque = collections.deque()
+                for k in range(nz):
+                    ks = [min(max(k + d, 0), nz - 1) for d in range(-half, half + 1)]
+                    b = sum(wt * b_of(j)[0] for wt, j in zip(slab_weights(nslab), ks))
+                    m_k = b_of(k)[1]
+                    is_blank = b_of(k)[2] == 0.0   # no ridge response at all
+                    if is_blank:
+                        blank.append(k)
+                    else:
+                        contrast.append(b_of(k)[2])
+                    for j in [j for j in cache if j < k - half]:
+                        del cache[j]
+                    bvol[k] = np.where(m_k, b, 0).astype(np.float16)
+                    if pool is None:
+                        collect(k, _segment_slice(b, m_k, is_blank, *seg_args))
+                        continue
+                    pending.append((k, pool.submit(_segment_slice, b, m_k, is_blank, *seg_args)))
+                    # slices are written in order, with a bounded number in flight
+                    while pending and (len(pending) > 2 * nw or pending[0][1].done()):
+                        kk, fut = pending.popleft()
+                        collect(kk, fut.result())
+                while pending:
+                    kk, fut = pending.popleft()
+                    collect(kk, fut.result())
             if not contrast or np.median(contrast) < p["min_line_contrast"]:
                 raise InputError(
                     f"no grain-boundary lines found: the ridge response has no thin-line network "
