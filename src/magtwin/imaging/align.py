@@ -428,7 +428,8 @@ def _estimate_shifts_without_cap(src, p: Mapping[str, Any], path) -> dict:
     return {"shifts_px": shifts, "uncertainty_px": sigma, "edges": edges_a, "blank_slices": blank,
             "pair_shifts_px": meas_a, "residuals_px": res, "pair_correlation": np.asarray(corr),
             "patch_shifts_px": np.asarray(patches).reshape(-1, grid[0] * grid[1], 2),
-            "model": {"drift_step_px": [float(v) for v in model["drift_step_px"]],
+            "model": {"drift_step_px": [float(v) if np.isfinite(v) else None  # None: short stack
+                                        for v in model["drift_step_px"]],
                       "bias_step_px": [float(v) for v in model["bias_step_px"]]}}
 
 
