@@ -2,17 +2,31 @@
 comparison with PyStack3D (registration and stripe removal) on the same synthetic stack.
 
     python benchmarks/imaging.py --quick          # 40 x 256 x 256, a few minutes
-    python benchmarks/imaging.py                  # 500 x 1024 x 1024 (issue 3 size; long)
+    python benchmarks/imaging.py                  # 500 x 1024 x 1024 (issue 3 size)
     python benchmarks/imaging.py --shape 100,512,512 --no-peer
 
 Reports, per stage, throughput (slices/s) and peak resident memory (each stage runs in its
-own process, RSS polled), the peak memory of `align` on the first half of the stack versus
-the whole stack (it must not grow with the number of slices), and for the registration and
-stripe-removal work timed side by side with PyStack3D (pystackreg translation registration
-of consecutive slices, cumulated; pyvsnr VSNR destriping), the time ratio and the accuracy
-of both (drift RMS error against the known shifts; stripe power after removal).
+own process, RSS polled every 50 ms) on the whole stack and on its first ``--short`` slices
+(default: a fifth; half with --quick): peak memory must not grow with the number of slices.
+Side by side with PyStack3D, in the same run and on the same raw slices:
+
+* registration, like for like: consecutive slice pairs, the same region (the align stage's
+  registration band: cap + sample rows), cumulated into shifts -- magtwin's phase
+  correlation (``align.spectrum`` / ``align.register``) versus pystackreg translation
+  (PyStack3D's registration); time ratio and drift RMS error against the known shifts. The
+  align stage's own estimate (consecutive pair + slice-0 anchor per slice) is reported too;
+* stripe removal: ``destripe.remove_stripes`` with the denoise stage's defaults versus
+  pyvsnr VSNR (PyStack3D's destriping); time ratio, stripe power after removal (with the
+  value of the same noisy slices rendered without curtains: the ideal), and the curtain
+  residual on a noise-free pair (std(out - clean) / std(in - clean), affine fit).
+
+Stacks of 1024 x 1024 and more are rendered by a streamed generator (:class:`FastStack`):
+the synthetic sample's noise-free scene at half resolution (10 nm pixels), upsampled to
+5 nm, then curtaining, shading, slice brightness and Poisson-Gaussian noise at full
+resolution -- the same artefacts as ``magtwin.synth`` at a quarter of its rendering cost.
 PyStack3D needs numpy>=2, so it runs in its own venv, benchmarks/.venv-peers (created on
-first use with `pip install pystack3d`). Writes benchmarks/out/imaging.json.
+first use with `pip install pystack3d`). Writes benchmarks/out/imaging.json
+(imaging_quick.json with --quick). The machine may be shared: compare the ratios.
 """
 
 from __future__ import annotations
@@ -109,7 +123,8 @@ else:
 
 
 def run_measured(argv: list[str]) -> tuple[float, float]:
-    """Run a command; return (wall seconds, peak RSS in MiB, polled every 50 ms)."""
+    """Run a command; return (wall seconds, peak RSS in MiB of it and its child processes,
+    polled every 50 ms)."""
     import psutil
 
     t0 = time.perf_counter()
@@ -117,8 +132,9 @@ def run_measured(argv: list[str]) -> tuple[float, float]:
     ps = psutil.Process(proc.pid)
     peak = 0
     while proc.poll() is None:
-        try:
-            peak = max(peak, ps.memory_info().rss)
+        try:  # the stage and its worker processes together
+            procs = [ps] + ps.children(recursive=True)
+            peak = max(peak, sum(p.memory_info().rss for p in procs))
         except psutil.Error:
             pass
         time.sleep(0.05)
@@ -127,27 +143,113 @@ def run_measured(argv: list[str]) -> tuple[float, float]:
     return time.perf_counter() - t0, peak / 2 ** 20
 
 
-def make_stack(folder: Path, shape, seed: int, n_clean: int):
-    """Synthetic stack streamed into an ingest artefact (+ a .npy copy for the peer), and
-    the first ``n_clean`` slices rendered noise-free with and without curtaining (the
-    generator's random streams are keyed by purpose, so nothing else differs): the
-    reference for the stripe-removal accuracy."""
-    from magtwin.io.artefact import ArtefactWriter
-    from magtwin.synth import SampleGenerator
+class FastStack:
+    """Synthetic raw slices ``(ny, nx)`` rendered at ``1/scale`` resolution and upsampled,
+    artefacts at full resolution (see the module docstring). ``shifts_px`` and ``cap_rows``
+    are in full-resolution pixels."""
 
-    for name, curt in (("dirty_nf", None), ("clean_nf", 0.0)):
-        kw = {"noise_level": 0.0} if curt is None else {"noise_level": 0.0, "curtaining": curt}
-        g = SampleGenerator(None, seed=seed, shape_px=list(shape), supersample=1, **kw)
-        np.save(folder / f"{name}.npy", np.stack([g.raw_slice(k) for k in range(n_clean)]))
-    gen = SampleGenerator(None, seed=seed, shape_px=list(shape), supersample=1)
+    def __init__(self, shape, seed: int, scale: int = 1):
+        from magtwin.synth import SampleGenerator
+        from magtwin.synth.artefacts import Curtains, shading_field
+        from magtwin.synth.params import resolve_params
+
+        nz, ny, nx = (int(v) for v in shape)
+        d = resolve_params(None)
+        vz, vy, vx = d["voxel_size_nm"]
+        over = {}
+        if scale > 1:
+            over = {"voxel_size_nm": [vz, vy * scale, vx * scale],
+                    "psf_sigma_px": d["psf_sigma_px"] / scale,
+                    "drift_step_px": d["drift_step_px"] / scale,
+                    "drift_mean_px": [v / scale for v in d["drift_mean_px"]]}
+        self.scale, self.shape, self.seed = scale, (nz, ny, nx), seed
+        self.base = SampleGenerator(None, seed=seed, shape_px=[nz, ny // scale, nx // scale],
+                                    supersample=1, **over)
+        self.p = self.base.params
+        self.voxel = (vz, vy, vx)
+        self.shifts_px = self.base.shifts_px * scale
+        c = self.base.cap_rows
+        self.cap_rows = None if c is None else (c[0] * scale, c[1] * scale)
+        rng = np.random.default_rng([seed, 101])
+        self.shading = shading_field((ny, nx), self.p["shading"], rng)
+        lo = (min(self.shifts_px[:, 1].min(), 0) - 10) * vx
+        hi = (max(self.shifts_px[:, 1].max(), 0) + nx + 10) * vx
+        self.curtains = Curtains.random((lo, hi), ny * vy, vx, self.p["curtaining"],
+                                        self.p["curtain_period_slices"], rng)
+
+    def raw_slice(self, k: int, noise: bool = True, curtains: bool = True) -> np.ndarray:
+        from scipy import ndimage
+
+        from magtwin.synth.artefacts import intensity_to_dn, poisson_gaussian
+
+        nz, ny, nx = self.shape
+        vz, vy, vx = self.voxel
+        s = self.scale
+        dy, dx = self.base.shifts_px[k]
+        img = self.base.renderer.ideal_window(k, (dy, dx), (ny // s, nx // s))
+        if s > 1:
+            img = ndimage.zoom(img, s, order=1, grid_mode=True, mode="nearest")
+        if curtains and self.p["curtaining"] > 0:
+            xw = (np.arange(nx) + dx * s) * vx
+            depth = (np.arange(ny) + dy * s) * vy - self.base.renderer.y_top
+            img = img * self.curtains.factor(k, xw, depth)
+        img = img * self.shading * self.base.slice_gain[k]
+        if noise:
+            img = poisson_gaussian(img, self.p["noise_level"], self.p["noise_poisson_fraction"],
+                                   self.p["grain_intensity"], np.random.default_rng([self.seed, 102, k]))
+        return intensity_to_dn(img)
+
+
+def make_stack(folder: Path, shape, seed: int, n_ref: int, scale: int):
+    """The stack streamed into an ingest artefact (+ a .npy copy for the peer), and for the
+    first ``n_ref`` slices the stripe-removal references: noise-free with and without
+    curtaining, and noisy without curtaining (same noise)."""
+    from magtwin.io.artefact import ArtefactWriter
+
+    gen = FastStack(shape, seed, scale)
+    for name, kw in (("dirty_nf", {"noise": False}), ("clean_nf", {"noise": False, "curtains": False}),
+                     ("clean_noisy", {"curtains": False})):
+        np.save(folder / f"{name}.npy", np.stack([gen.raw_slice(k, **kw) for k in range(n_ref)]))
     npy = np.lib.format.open_memmap(folder / "stack.npy", "w+", np.uint16, tuple(shape))
     with ArtefactWriter(folder / "01_ingest.h5", "ingest", {"benchmark": True}) as w:
         vol = w.create_volume("volume", shape, np.uint16)
         for k in range(shape[0]):
             vol[k] = npy[k] = gen.raw_slice(k)
+            if (k + 1) % 50 == 0:
+                print(f"  generated {k + 1}/{shape[0]} slices", flush=True)
         w.h5.attrs["voxel_size_nm"] = gen.voxel
     npy.flush()
     return gen.shifts_px, gen.cap_rows
+
+
+def prefix_ingest(src: Path, dst: Path, n: int) -> None:
+    """The first ``n`` slices of an ingest artefact as another one (the short stack)."""
+    import h5py
+
+    from magtwin.io.artefact import ArtefactWriter
+
+    with h5py.File(src, "r") as f, ArtefactWriter(dst, "ingest", {"benchmark": True, "prefix": n}) as w:
+        v = w.create_volume("volume", (n,) + f["volume"].shape[1:], f["volume"].dtype)
+        for k in range(n):
+            v[k] = f["volume"][k]
+        w.h5.attrs["voxel_size_nm"] = f.attrs["voxel_size_nm"]
+
+
+def run_stages(folder: Path, ingest: Path, nz: int, tag: str = "") -> list[dict]:
+    """The four stages, each in its own process; rows of seconds, slices/s, peak RSS."""
+    rows, files, prev = [], {}, ingest
+    for i, st in enumerate(("denoise", "align", "segment", "grains")):
+        out = folder / f"{tag}0{i + 2}_{st}.h5"
+        cmd = [sys.executable, "-c", STAGE_CODE, st, str(prev), str(out)]
+        if st == "grains":
+            cmd.append(str(files["align"]))
+        wall, peak = run_measured(cmd)
+        rows.append({"stage": st, "slices": nz, "seconds": wall, "slices_per_s": nz / wall,
+                     "peak_rss_MiB": peak})
+        print(f"  {st:8s} {nz:4d} slices {wall:8.1f} s  {nz / wall:7.2f} slices/s  peak {peak:7.0f} MiB",
+              flush=True)
+        files[st] = prev = out
+    return rows
 
 
 def ensure_peer() -> Path | None:
@@ -161,34 +263,51 @@ def ensure_peer() -> Path | None:
     return py
 
 
-def ours_same_work(folder: Path, cap, n_destripe: int):
-    """magtwin's registration (cap band, multi-slice least squares) and stripe removal on
-    the raw stack, timed in-process like the peer."""
+def ours_same_work(folder: Path, band, n_destripe: int):
+    """magtwin's registration and stripe removal on the raw stack, timed in-process like the
+    peer: consecutive pairs on the band (like for like), the align stage's estimate, and
+    the denoise stage's stripe removal."""
     from magtwin.imaging import align, destripe, quality
+    from magtwin.imaging.denoise import DEFAULTS as DEN
 
     stack = np.load(folder / "stack.npy", mmap_mode="r")
-    p = dict(align.DEFAULTS)
+    r0, r1 = band
     t0 = time.perf_counter()
-    r = align.estimate_shifts(stack, p, folder / "stack.npy", cap)
-    t_reg = time.perf_counter() - t0
+    prev, pair = None, [np.zeros(2)]
+    for k in range(len(stack)):
+        spec = align.spectrum(np.asarray(stack[k, r0:r1], np.float64))
+        if prev is not None:
+            pair.append(align.register(prev, spec, align.DEFAULTS["upsample_factor"]))
+        prev = spec
+    t_pairs = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    r = align.estimate_shifts(stack, dict(align.DEFAULTS), folder / "stack.npy", band)
+    t_stage = time.perf_counter() - t0
+
+    def des(a):
+        return destripe.remove_stripes(a, DEN["stripe_width_px"], DEN["stripe_length_px"], 0,
+                                       bool(DEN["stripe_multiplicative"]))
+
     clean, dirty = np.load(folder / "clean_nf.npy"), np.load(folder / "dirty_nf.npy")
+    ideal = np.load(folder / "clean_noisy.npy")
     t0 = time.perf_counter()
-    outs = []
-    for k in range(n_destripe):
-        outs.append(destripe.remove_stripes(np.asarray(stack[k], np.float32)))
+    outs = [des(np.asarray(stack[k], np.float32)) for k in range(n_destripe)]
     t_des = time.perf_counter() - t0
-    before, after, resid = [], [], []
-    r1 = cap[1]
+    before, after, floor, resid = [], [], [], []
     for k, out in enumerate(outs):
         before.append(quality.stripe_power(np.asarray(stack[k], float)[r1:]))
         after.append(quality.stripe_power(out[r1:]))
+        floor.append(quality.stripe_power(ideal[k].astype(float)[r1:]))
         im, ref = dirty[k].astype(float)[r1:], clean[k].astype(float)[r1:]
-        out = destripe.remove_stripes(dirty[k].astype(np.float32))
-        a = np.stack([out[r1:].ravel(), np.ones(out[r1:].size)], 1)
+        o = des(dirty[k].astype(np.float32))[r1:]
+        a = np.stack([o.ravel(), np.ones(o.size)], 1)
         c, *_ = np.linalg.lstsq(a, ref.ravel(), rcond=None)
         resid.append(float(np.std(a @ c - ref.ravel()) / np.std(im.ravel() - ref.ravel())))
-    return {"t_register_s": t_reg, "shifts_px": r["shifts_px"], "t_destripe_s": t_des,
-            "stripe_power_before": float(np.median(before)), "stripe_power_after": float(np.median(after)),
+    return {"t_register_pairs_s": t_pairs, "shifts_pairs_px": np.cumsum(pair, axis=0),
+            "t_register_stage_s": t_stage, "shifts_stage_px": r["shifts_px"],
+            "t_destripe_s": t_des, "stripe_power_before": float(np.median(before)),
+            "stripe_power_after": float(np.median(after)),
+            "stripe_power_curtain_free": float(np.median(floor)),
             "curtain_residual": float(np.median(resid))}
 
 
@@ -197,55 +316,54 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="small stack (40 x 256 x 256)")
     ap.add_argument("--shape", help="Z,Y,X (overrides --quick)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--short", type=int, help="slices of the short stack (memory check)")
+    ap.add_argument("--render-scale", type=int, help="render the scene at 1/N resolution "
+                    "(default 2 from 1024 x 1024 up, else 1)")
     ap.add_argument("--no-peer", action="store_true", help="skip the PyStack3D comparison")
     ap.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
     args = ap.parse_args(argv)
     shape = [int(v) for v in args.shape.split(",")] if args.shape else (
         [40, 256, 256] if args.quick else [500, 1024, 1024])
     nz = shape[0]
+    big = shape[1] * shape[2] >= 1024 * 1024
+    scale = args.render_scale or (2 if big else 1)
+    n_short = args.short or (nz // 2 if args.quick else nz // 5)
+    n_des = min(nz, 6 if big else 20)
     work = args.keep or Path(tempfile.mkdtemp(prefix="magtwin-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"stack {shape[0]} x {shape[1]} x {shape[2]} (work folder {work})", flush=True)
+    print(f"stack {shape[0]} x {shape[1]} x {shape[2]}, scene rendered at 1/{scale} "
+          f"(work folder {work})", flush=True)
     t0 = time.perf_counter()
-    n_des = min(nz, 20)
-    true_shifts, cap_rows = make_stack(work, shape, args.seed, n_des)
-    print(f"generated in {time.perf_counter() - t0:.0f} s", flush=True)
+    true_shifts, cap_rows = make_stack(work, shape, args.seed, n_des, scale)
+    t_gen = time.perf_counter() - t0
+    print(f"generated in {t_gen:.0f} s", flush=True)
 
-    rows = []
-    files = {"ingest": work / "01_ingest.h5"}
-    prev = files["ingest"]
-    for i, st in enumerate(("denoise", "align", "segment", "grains")):
-        out = work / f"0{i + 2}_{st}.h5"
-        cmd = [sys.executable, "-c", STAGE_CODE, st, str(prev), str(out)]
-        if st == "grains":
-            cmd.append(str(files["align"]))
-        wall, peak = run_measured(cmd)
-        rows.append({"stage": st, "seconds": wall, "slices_per_s": nz / wall, "peak_rss_MiB": peak})
-        print(f"  {st:8s} {wall:8.1f} s  {nz / wall:7.2f} slices/s  peak {peak:7.0f} MiB", flush=True)
-        files[st] = prev = out
+    OUT.mkdir(parents=True, exist_ok=True)
+    name = "imaging_quick.json" if args.quick and not args.shape else "imaging.json"
+    result = {"shape": shape, "seed": args.seed, "render_scale": scale, "generate_s": t_gen}
 
-    # memory must not grow with the number of slices: align on the first half vs all
+    def save(stage: str) -> None:  # partial results survive an interrupted run
+        result["completed"] = stage
+        (OUT / name).write_text(json.dumps(result, indent=2))
+
+    print(f"whole stack ({nz} slices):", flush=True)
+    rows = run_stages(work, work / "01_ingest.h5", nz)
+
     import h5py
-
-    from magtwin.io.artefact import ArtefactWriter
-
-    half = work / "half_02_denoise.h5"
-    with h5py.File(files["denoise"], "r") as f, ArtefactWriter(half, "denoise", {}) as w:
-        v = w.create_volume("volume", (nz // 2,) + tuple(shape[1:]), np.float32)
-        for k in range(nz // 2):
-            v[k] = f["volume"][k]
-        w.h5.attrs["voxel_size_nm"] = f.attrs["voxel_size_nm"]
-    _, peak_half = run_measured([sys.executable, "-c", STAGE_CODE, "align", str(half), str(work / "half_align.h5")])
-    peak_full = next(r["peak_rss_MiB"] for r in rows if r["stage"] == "align")
-    print(f"  align peak RSS: {peak_half:.0f} MiB for {nz // 2} slices, {peak_full:.0f} MiB for {nz}")
 
     from magtwin.reconstruct.scoring import shift_rms_error
 
-    with h5py.File(files["align"], "r") as f:
+    with h5py.File(work / "03_align.h5", "r") as f:
         pipeline_rms = shift_rms_error(f["shifts_px"][...], true_shifts)
-    result = {"shape": shape, "seed": args.seed, "stages": rows, "align_peak_half_MiB": peak_half,
-              "align_peak_full_MiB": peak_full, "pipeline_drift_rms_px": pipeline_rms}
-
+    with h5py.File(work / "02_denoise.h5", "r") as f:
+        denoise_q = json.loads(f.attrs["quality_json"])
+    with h5py.File(work / "05_grains.h5", "r") as f:
+        grains_q = json.loads(f.attrs["quality_json"])
+    result.update({"stages": rows, "pipeline_drift_rms_px": pipeline_rms,
+                   "denoise_quality": denoise_q, "grains_quality": grains_q,
+                   "total_stage_seconds": sum(r["seconds"] for r in rows)})
+    save("stages")
+    cmp = None
     if not args.no_peer:
         py = ensure_peer()
         if py is None:
@@ -261,29 +379,58 @@ def main(argv=None) -> int:
             else:
                 peer = json.loads(r.stdout.strip().splitlines()[-1])
                 cmp = {
-                    "register_time_ratio_peer_over_ours": peer["t_register_s"] / ours["t_register_s"],
+                    "band_rows": list(band),
+                    "register_time_ratio_peer_over_ours": peer["t_register_s"] / ours["t_register_pairs_s"],
+                    "register_time_ratio_peer_over_ours_stage_method":
+                        peer["t_register_s"] / ours["t_register_stage_s"],
                     "destripe_time_ratio_peer_over_ours": peer["t_destripe_s"] / ours["t_destripe_s"],
-                    "ours": {k: v for k, v in ours.items() if k != "shifts_px"},
+                    "ours": {k: v for k, v in ours.items() if not k.startswith("shifts")},
                     "peer": {k: v for k, v in peer.items() if k != "shifts_px"},
-                    "drift_rms_px_ours": shift_rms_error(ours["shifts_px"], true_shifts),
+                    "drift_rms_px_ours_pairs": shift_rms_error(ours["shifts_pairs_px"], true_shifts),
+                    "drift_rms_px_ours_stage_method": shift_rms_error(ours["shifts_stage_px"], true_shifts),
                     "drift_rms_px_peer": shift_rms_error(np.asarray(peer["shifts_px"]), true_shifts),
                 }
                 result["pystack3d"] = cmp
-                print("\n  same work, cap band rows %d:%d            magtwin     PyStack3D" % band)
-                print(f"  registration time ({nz - 1} pairs)  {ours['t_register_s']:9.2f} s {peer['t_register_s']:9.2f} s"
-                      f"   ratio {cmp['register_time_ratio_peer_over_ours']:.1f}x")
-                print(f"  drift RMS error vs truth         {cmp['drift_rms_px_ours']:9.3f} px{cmp['drift_rms_px_peer']:9.3f} px")
-                print(f"  stripe removal time ({n_des} slices) {ours['t_destripe_s']:9.2f} s {peer['t_destripe_s']:9.2f} s"
-                      f"   ratio {cmp['destripe_time_ratio_peer_over_ours']:.1f}x")
-                print(f"  stripe power before -> after     {ours['stripe_power_before']:.4f} -> {ours['stripe_power_after']:.4f}"
-                      f"   {peer['stripe_power_before']:.4f} -> {peer['stripe_power_after']:.4f}")
-                print(f"  curtain residual vs curtain-free {ours['curtain_residual']:9.3f}    {peer['curtain_residual']:9.3f}"
-                      "   (noise-free pair: std(out - clean) / std(in - clean), affine fit)")
-    OUT.mkdir(parents=True, exist_ok=True)
-    name = "imaging_quick.json" if args.quick and not args.shape else "imaging.json"
-    (OUT / name).write_text(json.dumps(result, indent=2))
+                save("pystack3d")
+
+    # memory must not grow with the number of slices: the same stages on the first slices
+    prefix_ingest(work / "01_ingest.h5", work / "short_01_ingest.h5", n_short)
+    print(f"short stack ({n_short} slices):", flush=True)
+    short_rows = run_stages(work, work / "short_01_ingest.h5", n_short, "short_")
+    result["stages_short"] = short_rows
+    result["peak_rss_growth_MiB"] = {r["stage"]: r["peak_rss_MiB"] - s_["peak_rss_MiB"]
+                                     for r, s_ in zip(rows, short_rows)}
+    save("all")
+    print_table(result)
     print(f"\nwritten {OUT / name}")
     return 0
+
+
+def print_table(result: dict) -> None:
+    nz, ny, nx = result["shape"]
+    n_short = result["stages_short"][0]["slices"]
+    print(f"\n{nz} x {ny} x {nx} stack (machine shared: compare ratios)")
+    print(f"  {'stage':8s} {'slices/s':>9s} {'peak MiB':>9s} {'peak MiB':>9s}")
+    print(f"  {'':8s} {'':>9s} {f'{nz} sl.':>9s} {f'{n_short} sl.':>9s}")
+    for r, s_ in zip(result["stages"], result["stages_short"]):
+        print(f"  {r['stage']:8s} {r['slices_per_s']:9.2f} {r['peak_rss_MiB']:9.0f} {s_['peak_rss_MiB']:9.0f}")
+    print(f"  generation {result['generate_s']:.0f} s, stages {result['total_stage_seconds']:.0f} s, "
+          f"pipeline drift RMS {result['pipeline_drift_rms_px']:.3f} px")
+    cmp = result.get("pystack3d")
+    if not cmp:
+        return
+    o, p = cmp["ours"], cmp["peer"]
+    print("\n  same work, band rows %d:%d              magtwin    PyStack3D   peer/ours" % tuple(cmp["band_rows"]))
+    print(f"  registration, {nz - 1} consecutive pairs {o['t_register_pairs_s']:8.2f} s {p['t_register_s']:8.2f} s"
+          f"   {cmp['register_time_ratio_peer_over_ours']:6.1f}x")
+    print(f"  drift RMS error vs truth           {cmp['drift_rms_px_ours_pairs']:8.3f} px{cmp['drift_rms_px_peer']:8.3f} px")
+    print(f"  align-stage estimate (pair+anchor) {o['t_register_stage_s']:8.2f} s   RMS {cmp['drift_rms_px_ours_stage_method']:.3f} px"
+          f"   {cmp['register_time_ratio_peer_over_ours_stage_method']:6.1f}x")
+    print(f"  stripe removal, {p['n_destripe']} slices          {o['t_destripe_s']:8.2f} s {p['t_destripe_s']:8.2f} s"
+          f"   {cmp['destripe_time_ratio_peer_over_ours']:6.1f}x")
+    print(f"  stripe power after (before {o['stripe_power_before']:.4f}, curtain-free {o['stripe_power_curtain_free']:.4f})"
+          f" {o['stripe_power_after']:.4f}   {p['stripe_power_after']:.4f}")
+    print(f"  curtain residual (noise-free pair)  {o['curtain_residual']:8.3f}    {p['curtain_residual']:8.3f}")
 
 
 if __name__ == "__main__":
