@@ -27,11 +27,14 @@ patch version batched in :mod:`magtwin.imaging.drift_model`).
   :mod:`magtwin.imaging.drift_model`). ``uncertainty_px`` is that model's posterior standard
   deviation: registration noise, the structural bias and the part of the drift the data cannot
   separate from it (not: a bias shared by all patches). Measured on the synthetic sample
-  without cap (128 x 160 px; seeds 41-46 not used in tuning, default and twice the noise):
-  RMS error 1.4 / 1.6 / 2.1 px over 30 / 60 / 120 slices (previous method 2.4 / 3.7 / 6.5 px),
-  93 % of the slice shifts (per axis) within 2 sigma (66-100 % per stack). Without a fixed reference the slowest part of
-  a random-walk drift is not observable, so the error still grows slowly with the stack
-  (about as ``sqrt(n)`` at worst, not as a random walk of the bias).
+  without cap (``python benchmarks/align_nocap.py``: 128 x 160 px, seeds 41-46 not used in
+  tuning, default and twice the noise): RMS error 1.4 / 1.7 / 2.2 px over 30 / 60 / 120
+  slices (at most 1.8 / 2.3 / 3.4; the previous whole-slice least-squares method with
+  detrending 2.4 / 3.7 / 6.5, at most 3.9 / 5.0 / 8.8), 91-95 % of the per-axis shifts within
+  2 sigma (66-100 % per stack). Without a fixed reference the slowest part of a random-walk
+  drift competes with the structure's motion, so the error still grows with the stack, like
+  ``sqrt(n)`` (not like a random walk of the bias); ``uncertainty_px`` predicts it. Stacks of
+  fewer than 21 slices chain the patch means and carry their whole bias in the uncertainty.
 
 The aligned volume is in the frame of slice 0 on the same grid; voxels a slice does not
 cover are NaN, and ``valid_mask`` (y, x) marks the pixels covered by every slice.
@@ -501,5 +504,9 @@ def run_align(in_path: str | os.PathLike, out_path: str | os.PathLike,
                 w.h5.attrs["warnings"] = (f"{len(r['blank_slices'])} blank slices, shifts "
                                           f"interpolated: {r['blank_slices'][:20]}")
                 log.warning("align: blank slices %s: shifts interpolated", r["blank_slices"][:20])
+    if not cap:
+        log.info("align: no cap/fiducial region - the shifts rest on the moving microstructure; "
+                 "predicted error %.2f px RMS over the stack, %.2f px at most (uncertainty_px)",
+                 q["uncertainty_rms_px"], q["uncertainty_max_px"])
     log.info("align quality: %s", q)
     return q
