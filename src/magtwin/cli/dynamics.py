@@ -46,6 +46,8 @@ def register(sub) -> None:
     p.add_argument("--relax", action="store_true", help="relax the initial state in zero field first")
     p.add_argument("--relax-torque", type=float, help="torque tolerance of --relax in T (default 1e-4)")
     p.add_argument("--no-demag", action="store_true", help="switch the demagnetising field off")
+    p.add_argument("--demag-method", choices=("airshell", "fembem"),
+                   help="open boundary: air shell (default, scalable) or hybrid FEM/BEM (small models)")
     p.add_argument("--demag-pc", choices=("gamg", "hypre"), help="AMG preconditioner of the potential solve")
     p.add_argument("--demag-rtol", type=float, help="relative tolerance of the potential solve (default 1e-9)")
     add_out_argument(p)
@@ -103,6 +105,8 @@ def _run(args: argparse.Namespace) -> int:
             solver["demag"] = False
         if args.demag_pc:
             solver["demag_pc"] = args.demag_pc
+        if args.demag_method:
+            solver["demag_method"] = args.demag_method
         if args.demag_rtol is not None:
             solver["demag_rtol"] = args.demag_rtol
         if args.initial is not None and args.initial_m is not None:

@@ -27,6 +27,8 @@ def register(sub) -> None:
     p.add_argument("--max-iterations", type=int, help="iteration budget per field point (default 20000)")
     p.add_argument("--refine-tol", type=float, help="locate jumps to this field interval in T (default 0.01)")
     p.add_argument("--demag-pc", choices=("gamg", "hypre"), help="AMG preconditioner of the potential solve")
+    p.add_argument("--demag-method", choices=("airshell", "fembem"),
+                   help="open boundary: air shell (default, scalable) or hybrid FEM/BEM (small models)")
     p.add_argument("--preconditioner", choices=("exchange", "jacobi"),
                    help="minimiser preconditioner (default exchange: AMG on the exchange operator)")
     p.add_argument("--snapshot-every", type=int, help="also store m every N curve points (default: ends and jumps)")
@@ -41,6 +43,7 @@ def _run(args: argparse.Namespace) -> int:
                                 ("step_T", args.field_step), ("angle_deg", args.angle)) if v is not None}
     solver = {k: v for k, v in (("torque_tol_T", args.torque_tol), ("max_iterations", args.max_iterations),
                                  ("refine_tol_T", args.refine_tol), ("demag_pc", args.demag_pc),
+                                 ("demag_method", args.demag_method),
                                  ("preconditioner", args.preconditioner),
                                  ("snapshot_every", args.snapshot_every)) if v is not None}
     if args.no_demag:
