@@ -12,9 +12,14 @@ The windows below (+-0.008 ns, +-0.06 in <my>) are of the size of the spread bet
 published solutions. Field 2's reference is magnum.np 2.2.0 at 5 nm, computed in this
 repository's benchmark (benchmarks/dynamics_sp4.py): t = 0.1372 ns, <my> = -0.219.
 
-The 5 nm FEM mesh (5252 nodes, plus ~10k air nodes) is integrated with the IMEX method
-(exchange implicit, demag explicit: steps of a few ps instead of the 0.5 ps explicit RK
-stability limit), about 30 s on one core.
+The 5 nm FEM mesh (5252 nodes, one element layer) is integrated with the IMEX method (exchange
+implicit, demag explicit: steps of a few ps instead of the 0.5 ps explicit RK stability
+limit). The demagnetising field is the hybrid FEM/BEM (--demag-method fembem): the air-shell
+method underestimates this film's in-plane demagnetising factors on a 5 nm mesh (Nx 0.0069 vs
+0.0092, Ny 0.029 vs 0.038 analytic), the relaxed s-state came out less tilted (<my> 0.083) and
+field 2's <my> at the crossing -0.36. FEM/BEM (Nx, Ny 11 % low at one layer) gives <my> 0.113
+in the s-state; field 1 crosses at 0.1363 ns with <my> 0.740, field 2 at 0.1341 ns with
+<my> -0.261 (two layers: 0.1364 ns, -0.234). About 35 s of CPU per field.
 """
 
 from __future__ import annotations
@@ -36,15 +41,7 @@ REFERENCE = {  # field: (mu0H in mT, t_cross ns, <my> at the crossing)
 }
 
 
-# Field 2 is the sensitive one: <my> swings fast through the crossing. On the 5 nm mesh the
-# air-shell demag underestimates the film's in-plane demagnetising factors (Nx 0.0069 vs
-# 0.0092, Ny 0.029 vs 0.038 analytic), the relaxed s-state is less tilted (<my> 0.083 vs 0.125)
-# and <my> at the crossing comes out -0.36 (time 0.132 ns, inside the window).
-FIELD2 = pytest.param(2, marks=[pytest.mark.slow, pytest.mark.xfail(
-    reason="5 nm FEM demag too weak in-plane: <my> at the field-2 crossing -0.36 vs -0.22", strict=False)])
-
-
-@pytest.mark.parametrize("field", [1, FIELD2])
+@pytest.mark.parametrize("field", [1, 2])
 def test_standard_problem_4_first_crossing(tmp_path, field):
     b, t_ref, my_ref = REFERENCE[field]
     mesh = box_mesh((500.0, 125.0, 3.0), (100, 25, 1))
@@ -58,7 +55,7 @@ def test_standard_problem_4_first_crossing(tmp_path, field):
     run_cli("dynamics", "--mesh", tmp_path / "mesh.h5", "--materials", tmp_path / "mat.yaml",
             "--alpha", 0.02, "--gamma", GAMMA, "--t-end-ns", 0.5, f"--field={b}", "--field-unit", "mT",
             "--initial", tmp_path / "init.h5", "--relax", "--relax-torque", 1e-5, "--stop-crossing", "x:0",
-            "--demag-rtol", 1e-6, "--method", "arkimex", "--rtol", 1e-4, "--atol", 1e-4, "--dt-max-ns", 0.002,
+            "--demag-rtol", 1e-6, "--demag-method", "fembem", "--method", "arkimex", "--rtol", 1e-4, "--atol", 1e-4, "--dt-max-ns", 0.002,
             "--out", out, check=True, timeout=900)
     with h5py.File(out) as f:
         assert f.attrs["stop_reason"] == "crossing"
