@@ -235,9 +235,12 @@ def prefix_ingest(src: Path, dst: Path, n: int) -> None:
         w.h5.attrs["voxel_size_nm"] = f.attrs["voxel_size_nm"]
 
 
-def run_stages(folder: Path, ingest: Path, nz: int, tag: str = "") -> list[dict]:
-    """The four stages, each in its own process; rows of seconds, slices/s, peak RSS."""
-    rows, files, prev = [], {}, ingest
+def run_stages(folder: Path, ingest: Path, nz: int, tag: str = "", rows: list | None = None
+               ) -> list[dict]:
+    """The four stages, each in its own process; rows of seconds, slices/s, peak RSS
+    (appended to ``rows`` as they finish, when given)."""
+    rows = [] if rows is None else rows
+    files, prev = {}, ingest
     for i, st in enumerate(("denoise", "align", "segment", "grains")):
         out = folder / f"{tag}0{i + 2}_{st}.h5"
         cmd = [sys.executable, "-c", STAGE_CODE, st, str(prev), str(out)]
@@ -347,7 +350,22 @@ def main(argv=None) -> int:
         (OUT / name).write_text(json.dumps(result, indent=2))
 
     print(f"whole stack ({nz} slices):", flush=True)
-    rows = run_stages(work, work / "01_ingest.h5", nz)
+    rows: list[dict] = []
+    result["stages"] = rows
+    import threading
+
+    stop = threading.Event()
+
+    def autosave():  # the stage rows so far, every 30 s, for an interrupted run
+        while not stop.wait(30):
+            save("stages partly")
+
+    saver = threading.Thread(target=autosave, daemon=True)
+    saver.start()
+    try:
+        run_stages(work, work / "01_ingest.h5", nz, rows=rows)
+    finally:
+        stop.set()
 
     import h5py
 
