@@ -38,6 +38,7 @@ SIMULATE_KEYS = {
     "max_iterations": ("solver", "max_iterations"), "refine_tol_T": ("solver", "refine_tol_T"),
     "jump_threshold": ("solver", "jump_threshold"), "snapshot_every": ("solver", "snapshot_every"),
     "demag_pc": ("solver", "demag_pc"), "checkpoint_interval_s": ("solver", "checkpoint_interval_s"),
+    "demag_method": ("solver", "demag_method"),
     "preconditioner": ("solver", "preconditioner"),
 }
 
