@@ -7,7 +7,8 @@ Modules (one job each): ``fem`` (P1 gradients, volumes, lumped masses), ``partit
 (recursive coordinate bisection, contiguous renumbering), ``assemble`` (element matrices ->
 PETSc MPIAIJ, owned rows only), ``materials`` (materials file -> per-region parameters and
 easy axes), ``state`` (distributed discretisation + magnetisation Vec), one module per field
-term (``exchange``, ``anisotropy``, ``zeeman``, ``demag`` with ``airshell``), ``effective``
+term (``exchange``, ``anisotropy``, ``zeeman``, ``demag`` with ``airshell``, or the
+hybrid FEM/BEM ``fembem``), ``effective``
 (sum of the terms, energies), ``minimize`` (projected Barzilai-Borwein), ``curve`` (field
 sweep with jump refinement), ``checkpoint``, ``snapshots`` (output artefact + XDMF),
 ``run`` (file-level entry point), ``pointconfig`` (sweep point -> solver inputs),
