@@ -10,13 +10,16 @@ Js^2 (8 pJ/m (0.8/1.61)^2 = 1.98 pJ/m). Field 0.5 deg off the alignment axis, fr
 ``--start`` down in 0.25 T steps, every jump bisected to 0.01 T by both codes (same rules),
 ending at the first point with J.h < 0: the time is the time to Hc.
 
-    python benchmarks/micromag_multigrain.py [--quick] [--ranks N] [--no-peers]
-        [--fine-nm 1 --coarse-nm 2 --cell-nm 1] [--study]
+    python benchmarks/micromag_multigrain.py [--quick] [--ranks N] [--no-peers] [--study]
+        [--fem FINE:COARSE ...] [--fd CELL ...] [--start B]
 
-``--study``: resolution study instead (magtwin GB/grain element sizes, magnum.np cell sizes;
-GB thickness 2 nm is exact on the FD grid only for cells of 1/k nm), Richardson estimate of
-the converged Hc and every run's error. Writes ``benchmarks/out/micromag_multigrain[_quick]
-[_study].json``.
+Default runs: magtwin with GB elements 1 and 0.5 nm (grains up to 2 nm), magnum.np with 1 nm
+cells, all from 0 T; errors against the converged Hc of the study JSON and the time ratios
+(wall and CPU: the machine is shared) of magnum.np to every magtwin run at least as accurate.
+``--study``: the resolution study (magtwin GB/grain element sizes, magnum.np 1 and 0.5 nm cells;
+the 2 nm GB is exact on the FD grid only for cells of 1/k nm, so 2 and 0.67 nm cells are not
+usable), from -3 T, and the converged Hc by Richardson extrapolation. Writes
+``benchmarks/out/micromag_multigrain[_quick][_study].json``.
 """
 
 from __future__ import annotations
@@ -156,56 +159,105 @@ def print_rows(title: str, rows: list[dict]) -> None:
               f"{r['peak_rss_MB']:>9.0f}{size:>9}{its:>11}")
 
 
+STUDY_FEM, STUDY_FD = ["1:4", "1:3", "1:2", "1:1", "0.5:2", "0.5:1"], [1.0, 0.5]
+RUN_FEM, RUN_FD = ["1:2", "0.5:2"], [1.0]
+
+
+def converged_estimate(rows: list[dict]) -> dict:
+    """Converged Hc from the study rows: Richardson (h^2) in the magtwin GB element size at the
+    finest grain size that has two GB sizes, and in the magnum.np cell size."""
+    ok = [r for r in rows if r.get("Hc_T") is not None]
+    out = {}
+    fe = [r for r in ok if r["code"] == "magtwin"]
+    for coarse in sorted({r["coarse_nm"] for r in fe}):
+        sel = [r for r in fe if r["coarse_nm"] == coarse]
+        if len({r["fine_nm"] for r in sel}) >= 2:
+            est = richardson([r["fine_nm"] for r in sel], [r["Hc_T"] for r in sel])
+            finest = min(sel, key=lambda r: r["fine_nm"])["Hc_T"]
+            out.update(richardson_fem_gb_T=est, richardson_fem_coarse_nm=coarse,
+                       Hc_converged_T=est, Hc_converged_uncertainty_T=abs(est - finest))
+            break
+    fd = [r for r in ok if r["code"] == "magnum.np"]
+    if len({r["cell_nm"] for r in fd}) >= 2:
+        out["richardson_fd_T"] = richardson([r["cell_nm"] for r in fd], [r["Hc_T"] for r in fd])
+    return out
+
+
+def compare(rows: list[dict], hc_ref: float) -> list[dict]:
+    """Error of every run against ``hc_ref`` and, per magnum.np run, the wall/CPU time ratios
+    to every magtwin run that is at least as accurate."""
+    for r in rows:
+        if r.get("Hc_T") is not None:
+            r["error_pct"] = 100.0 * (r["Hc_T"] - hc_ref) / hc_ref
+    out = []
+    for fd in (r for r in rows if r["code"] == "magnum.np" and "error_pct" in r):
+        for fe in (r for r in rows if r["code"] == "magtwin" and "error_pct" in r):
+            if abs(fe["error_pct"]) <= abs(fd["error_pct"]) + 1e-9:
+                out.append({"magnumnp_cell_nm": fd["cell_nm"], "magnumnp_error_pct": fd["error_pct"],
+                            "magtwin_fine_nm": fe["fine_nm"], "magtwin_coarse_nm": fe["coarse_nm"],
+                            "magtwin_error_pct": fe["error_pct"], "wall_ratio": fd["wall_s"] / fe["wall_s"],
+                            "cpu_ratio": fd["cpu_s"] / fe["cpu_s"] if fd.get("cpu_s") and fe.get("cpu_s") else None})
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="40 nm instead of 80 nm")
     p.add_argument("--ranks", type=int, default=1)
     p.add_argument("--no-peers", action="store_true")
-    p.add_argument("--fine-nm", type=float, default=1.0, help="magtwin element size in the GB phase")
-    p.add_argument("--coarse-nm", type=float, default=2.0, help="largest magtwin element inside grains")
-    p.add_argument("--cell-nm", type=float, default=1.0, help="magnum.np cell size")
-    p.add_argument("--start", type=float, default=0.0, help="first field (T)")
     p.add_argument("--study", action="store_true", help="resolution study (see the module docstring)")
-    p.add_argument("--fem", nargs="*", default=["1:4", "1:3", "1:2", "1:1", "0.5:2", "0.5:1"],
-                   help="study: magtwin FINE:COARSE element sizes")
-    p.add_argument("--fd", nargs="*", type=float, default=[1.0, 0.5], help="study: magnum.np cell sizes")
+    p.add_argument("--fem", nargs="*", help=f"magtwin FINE:COARSE element sizes (nm; default {RUN_FEM}, "
+                   f"study {STUDY_FEM})")
+    p.add_argument("--fd", nargs="*", type=float, help=f"magnum.np cell sizes (nm; default {RUN_FD}, study {STUDY_FD})")
+    p.add_argument("--start", type=float, help="first field in T (default 0; study -3: the curve is "
+                   "reversible above, checked: same Hc from 0 and from -3 T)")
+    p.add_argument("--hc-ref", type=float, help="converged Hc for the errors (default: from the study JSON)")
     args = p.parse_args()
     L = 40.0 if args.quick else 80.0
+    fem = args.fem if args.fem is not None else (STUDY_FEM if args.study else RUN_FEM)
+    fds = args.fd if args.fd is not None else (STUDY_FD if args.study else RUN_FD)
+    start = args.start if args.start is not None else (-3.0 if args.study else 0.0)
+    outdir = HERE / "out"
+    base = "micromag_multigrain" + ("_quick" if args.quick else "")
     py = None if args.no_peers else ensure_peer_venv()
     rows = []
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        if args.study:
-            axes = None
-            for spec in args.fem:
-                fine, coarse = map(float, spec.split(":"))
-                res, axes = magtwin_case(Path(tmp), L, fine, coarse, args.start, args.ranks)
-                rows.append(res)
-                print_rows("(running)", rows[-1:])
-            if py is not None:
-                for cell in args.fd:
-                    rows.append(magnumnp_case(py, L, cell, args.start, axes))
-                    print_rows("(running)", rows[-1:])
-        else:
-            res, axes = magtwin_case(Path(tmp), L, args.fine_nm, args.coarse_nm, args.start, args.ranks)
+        axes = None
+        for spec in fem:
+            fine, coarse = map(float, spec.split(":"))
+            res, axes = magtwin_case(Path(tmp), L, fine, coarse, start, args.ranks)
             rows.append(res)
-            if py is not None:
-                rows.append(magnumnp_case(py, L, args.cell_nm, args.start, axes))
-    out = {"L_nm": L, "angle_deg": ANGLE, "step_T": STEP, "refine_T": REFINE, "start_T": args.start,
+            print_rows("(running)", rows[-1:])
+        if py is not None and axes is not None:
+            for cell in fds:
+                rows.append(magnumnp_case(py, L, cell, start, axes))
+                print_rows("(running)", rows[-1:])
+    out = {"L_nm": L, "angle_deg": ANGLE, "step_T": STEP, "refine_T": REFINE, "start_T": start,
            "results": rows, "elapsed_s": time.time() - t0, "host_load": os.getloadavg()}
-    ok = [r for r in rows if r.get("Hc_T") is not None]
+    hc_ref = args.hc_ref
     if args.study:
-        fe = [r for r in ok if r["code"] == "magtwin" and r["coarse_nm"] == min(q["coarse_nm"] for q in ok if q["code"] == "magtwin")]
-        fd = [r for r in ok if r["code"] == "magnum.np"]
-        out["richardson_fem_gb_T"] = richardson([r["fine_nm"] for r in fe], [r["Hc_T"] for r in fe])
-        out["richardson_fd_T"] = richardson([r["cell_nm"] for r in fd], [r["Hc_T"] for r in fd])
-    print_rows(f"multigrain cube {L:g} nm, 8 grains, 2 nm GB (Js 0.8 T) and TJs; time to Hc", rows)
+        out.update(converged_estimate(rows))
+        hc_ref = hc_ref or out.get("Hc_converged_T")
+    elif hc_ref is None and (outdir / f"{base}_study.json").exists():
+        hc_ref = json.loads((outdir / f"{base}_study.json").read_text()).get("Hc_converged_T")
+    print_rows(f"multigrain cube {L:g} nm, 8 grains, 2 nm GB (Js 0.8 T) and TJs; time to Hc "
+               f"(from {start:g} T)", rows)
+    if hc_ref:
+        out["Hc_ref_T"] = hc_ref
+        out["comparison"] = compare(rows, hc_ref)
+        print(f"errors against the converged Hc {hc_ref:.3f} T: " + ", ".join(
+            f"{r['code']} {r.get('fine_nm', r.get('cell_nm'))}:{r.get('coarse_nm', '')} {r['error_pct']:+.1f} %"
+            for r in rows if "error_pct" in r))
+        for c in out["comparison"]:
+            print(f"magnum.np {c['magnumnp_cell_nm']:g} nm ({c['magnumnp_error_pct']:+.1f} %) / magtwin "
+                  f"{c['magtwin_fine_nm']:g}:{c['magtwin_coarse_nm']:g} nm ({c['magtwin_error_pct']:+.1f} %): "
+                  f"wall {c['wall_ratio']:.1f}x, CPU {c['cpu_ratio'] or float('nan'):.1f}x")
     for k in ("richardson_fem_gb_T", "richardson_fd_T"):
         if out.get(k) is not None:
             print(f"{k}: {out[k]:.3f} T")
-    outdir = HERE / "out"
     outdir.mkdir(exist_ok=True)
-    name = "micromag_multigrain" + ("_quick" if args.quick else "") + ("_study" if args.study else "") + ".json"
+    name = base + ("_study" if args.study else "") + ".json"
     (outdir / name).write_text(json.dumps(out, indent=1))
     print(f"wrote {outdir / name}")
 
