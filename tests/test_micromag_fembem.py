@@ -61,8 +61,8 @@ def test_lindholm_weights_match_quadrature():
             y = bary @ (surf.pts[tri] + surf.centre)
             ker = (x - y) @ surf.normal[f] / np.linalg.norm(x - y, axis=1) ** 3
             ref = (bary * ker[:, None]).sum(axis=0) * surf.area[f] / len(y) / (4 * np.pi)
-            np.testing.assert_allclose(w[p, f], ref, atol=0.01 * np.abs(ref).max() + 1e-6)
-    np.testing.assert_allclose(w.sum(axis=(1, 2)), [-1.0, 0.0, 0.0], atol=1e-12)
+            np.testing.assert_allclose(w[:, p, f], ref, atol=0.01 * np.abs(ref).max() + 1e-6)
+    np.testing.assert_allclose(w.sum(axis=(0, 2)), [-1.0, 0.0, 0.0], atol=1e-12)
     np.testing.assert_allclose(omega.sum(axis=1) / (4 * np.pi), [-1.0, 0.0, 0.0], atol=1e-12)
 
 

@@ -113,6 +113,9 @@ class SurfaceMesh:
         self.edge_length = np.linalg.norm(self.pts[self.edges[:, 1]] - self.pts[self.edges[:, 0]], axis=1)
         # boundary node -> incident triangles (CSR), for skipping them at that node
         nf = len(self.tri)
+        ne = len(self.edges)
+        self.node_edge = sp.csr_matrix((np.ones(2 * ne), (self.edges.ravel(), np.repeat(np.arange(ne), 2))),
+                                       shape=(len(self.nodes), ne))
         self.node_tri = sp.csr_matrix((np.ones(3 * nf), (self.tri.ravel(), np.repeat(np.arange(nf), 3))),
                                       shape=(len(self.nodes), nf))
 
@@ -137,7 +140,7 @@ def double_layer_weights(surf: SurfaceMesh, obs: np.ndarray, exclude: np.ndarray
 
     Returns
     -------
-    w : (P, F, 3) weights (dimensionless): potential at x = sum_f,k w[., f, k] u1[tri[f, k]]
+    w : (3, P, F) weights (dimensionless): potential at x = sum_k,f w[k, ., f] u1[tri[f, k]]
     omega : (P, F) signed solid angles (sr), zero for excluded triangles
     """
     t = surf.tri
@@ -157,33 +160,44 @@ def double_layer_weights(surf: SurfaceMesh, obs: np.ndarray, exclude: np.ndarray
     ea, eb = surf.edges[:, 0], surf.edges[:, 1]
     dsum = dist[:, ea] + dist[:, eb]
     with np.errstate(divide="ignore", invalid="ignore"):
-        logp = np.log((dsum + surf.edge_length) / (dsum - surf.edge_length))[:, surf.tri_edge]   # (P, F, 3)
+        lg = np.log((dsum + surf.edge_length) / (dsum - surf.edge_length))       # (P, E)
     if exclude is not None:
-        # triangles containing the observer: it lies in their plane (h = 0), P_i is singular there
+        # triangles containing the observer: it lies in their plane (h = 0), and P_i of its
+        # own edges is singular there
         nt = surf.node_tri[exclude].tocoo()
         omega[nt.row, nt.col] = 0.0
         h[nt.row, nt.col] = 0.0
-        logp[nt.row, nt.col] = 0.0
-    phi = (obs @ surf.grad_phi.reshape(nf * 3, 3).T).reshape(npt, nf, 3)
-    phi += surf.phi0
-    w = phi * omega[..., None]
-    w += h[..., None] * np.einsum("fki,pfi->pfk", surf.q, logp)
-    return w / FOUR_PI, omega
+        ne = surf.node_edge[exclude].tocoo()
+        lg[ne.row, ne.col] = 0.0
+    # (P, F) arrays per vertex k / edge i: numpy's inner loops then run along F, not along 3
+    logp = [lg[:, surf.tri_edge[:, i]] for i in range(3)]
+    omega4, h4 = omega / FOUR_PI, h / FOUR_PI
+    w = np.empty((3, npt, nf))
+    for k in range(3):
+        wk = w[k]
+        np.matmul(obs, surf.grad_phi[:, k, :].T, out=wk)
+        wk += surf.phi0[:, k]
+        wk *= omega4
+        e = surf.q[:, k, 0] * logp[0]
+        e += surf.q[:, k, 1] * logp[1]
+        e += surf.q[:, k, 2] * logp[2]
+        e *= h4
+        wk += e
+    return w, omega
 
 
 def boundary_matrix(surf: SurfaceMesh, rows: np.ndarray, pair_chunk: int = 400_000) -> np.ndarray:
     """Rows ``rows`` (boundary-node indices) of the collocation double-layer matrix B (dense,
     (len(rows), Nb)), diagonal included: u2|Gamma = B u1|Gamma (module docstring)."""
     nb, nf = surf.n_nodes, len(surf.tri)
-    # vertex slot (f, k) -> node: (3F x Nb) incidence, so that B_rows = W (P x 3F) @ S
-    s = sp.csr_matrix((np.ones(3 * nf), (np.arange(3 * nf), surf.tri.ravel())), shape=(3 * nf, nb))
-    st = s.T.tocsr()
+    # vertex k of every triangle -> its node: (Nb x F) incidences, B_rows = sum_k (S_k^T W_k^T)^T
+    st = [sp.csr_matrix((np.ones(nf), (surf.tri[:, k], np.arange(nf))), shape=(nb, nf)) for k in range(3)]
     out = np.empty((len(rows), nb))
     step = max(1, pair_chunk // max(nf, 1))
     for a in range(0, len(rows), step):
         r = rows[a:a + step]
         w, omega = double_layer_weights(surf, surf.pts[r], exclude=r)
-        blk = (st @ w.reshape(len(r), 3 * nf).T).T
+        blk = sum((st[k] @ w[k].T).T for k in range(3))
         blk[np.arange(len(r)), r] += -omega.sum(axis=1) / FOUR_PI - 1.0
         out[a:a + step] = blk
     return out
