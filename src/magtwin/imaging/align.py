@@ -423,7 +423,7 @@ def _estimate_shifts_without_cap(src, p: Mapping[str, Any], path) -> dict:
     good = np.setdiff1d(np.arange(nz), blank)
     model = drift_model.drift_without_reference(
         np.asarray(patches).reshape(-1, grid[0] * grid[1], 2), int(p["bias_max_lag_slices"]),
-        float(p["drift_rate_sigma_px"]))
+        p["drift_rate_sigma_px"] if p["drift_rate_sigma_px"] == "auto" else float(p["drift_rate_sigma_px"]))
     shifts, sigma = _fill_blank(nz, good, model["shifts_px"], model["uncertainty_px"])
     meas_a = model["increments_px"]
     edges_a = np.asarray(edges, np.int64).reshape(-1, 2)
@@ -433,7 +433,9 @@ def _estimate_shifts_without_cap(src, p: Mapping[str, Any], path) -> dict:
             "patch_shifts_px": np.asarray(patches).reshape(-1, grid[0] * grid[1], 2),
             "model": {"drift_step_px": [float(v) if np.isfinite(v) else None  # None: short stack
                                         for v in model["drift_step_px"]],
-                      "bias_step_px": [float(v) for v in model["bias_step_px"]]}}
+                      "bias_step_px": [float(v) for v in model["bias_step_px"]],
+                      "drift_rate_sigma_px": [float(v) if np.isfinite(v) else None
+                                              for v in model["drift_rate_sigma_px"]]}}
 
 
 def run_align(in_path: str | os.PathLike, out_path: str | os.PathLike,

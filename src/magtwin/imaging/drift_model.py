@@ -24,8 +24,11 @@ Method
    patch deviations at slices ``k`` and ``k + l`` its autocovariance ``C_b(l)``
    (:func:`bias_autocovariance`).
 2. The drift increments are modelled as white (a random walk, step variance ``sigma_d^2``,
-   estimated by the Whittle likelihood of the increments given ``C_b``), optionally plus a
-   constant drift rate with prior standard deviation ``tau`` (``drift_rate_sigma_px``).
+   estimated by the Whittle likelihood of the increments given ``C_b``), plus a constant
+   drift rate with prior standard deviation ``tau`` (``drift_rate_sigma_px``, default 0;
+   ``auto``: kept when the mean increment exceeds twice what the random walk and the bias
+   explain, :func:`steady_rate_variance` - it fired falsely on one of 21 random-walk stacks,
+   seed 61, adding 8 px, so it is not the default).
 3. The increments are the linear minimum-variance (Wiener / Gaussian-process) estimate
    ``d = C_d (C_d + C_b)^-1 m`` and the shifts their cumulative sum: high frequencies, where
    the drift dominates, pass; the slowly varying bias, which dominates at low frequencies,
@@ -45,6 +48,14 @@ frequency ``S_b(0)``), i.e. the RMS error grows like ``sqrt(n)`` with a coeffici
 much structure (how many independent patches) each slice holds - slower than the random walk
 of the bias that plain chaining accumulates, but not bounded. ``uncertainty_px`` is this
 prediction, per slice.
+
+Known limitation: a patch narrower than the grains holds few boundaries across x, and its
+windowed phase correlation then pulls the x shift towards zero: the mean of 32 x 40 px patch
+shifts recovers 0.7 of a random-walk drift along x on the synthetic sample, and about half of
+a steady x drift (whole-slice registration recovers it fully, but carries the systematic
+bias). A steady drift of 0.3 px per slice along x therefore leaves 7-12 px RMS over 120
+slices (previous method 17 px), outside the reported uncertainty. Re-centring the patch
+window on the estimate did not fix it; wider patches (2 x 2 grid) halve the shrinkage.
 """
 
 from __future__ import annotations
@@ -59,6 +70,10 @@ from skimage.filters import window
 #: 1-3, 10-16 slices: same RMS error as the plain chain, but 70-75 % instead of 96 % of the
 #: shifts within 2 sigma)
 MIN_PAIRS_FOR_MODEL = 20
+
+#: a mean drift increment beyond this many standard deviations of the random-walk + bias
+#: model is kept as a steady drift rate (``drift_rate_sigma_px: auto``)
+STEADY_RATE_Z = 2.0
 
 #: patch shifts further than this (px) from the median of their pair are not averaged (a
 #: featureless patch or a wrong correlation peak). Structural motions are skewed, so a
@@ -90,12 +105,21 @@ def patch_tiles(shape: tuple[int, int], offset: tuple[int, int], grid: tuple[int
     return y0 + h * np.arange(gy), x0 + w * np.arange(gx), h, w
 
 
+def patch_stack(img: np.ndarray, ys, xs, h: int, w: int) -> np.ndarray:
+    """The patches ``(P, h, w)`` of ``img`` at ``ys x xs`` (float64)."""
+    a = np.asarray(img, np.float64)
+    return np.stack([a[y:y + h, x:x + w] for y in ys for x in xs])
+
+
+def windowed_spectra(patches: np.ndarray) -> np.ndarray:
+    """FFTs ``(P, h, w)`` of the Hann-windowed, mean-free ``patches``."""
+    p = (patches - patches.mean(axis=(1, 2), keepdims=True)) * hann(patches.shape[1:])
+    return np.fft.fft2(p)
+
+
 def patch_spectra(img: np.ndarray, ys, xs, h: int, w: int) -> np.ndarray:
     """FFTs ``(P, h, w)`` of the Hann-windowed, mean-free patches at ``ys x xs``."""
-    a = np.asarray(img, np.float64)
-    p = np.stack([a[y:y + h, x:x + w] for y in ys for x in xs])
-    p = (p - p.mean(axis=(1, 2), keepdims=True)) * hann((h, w))
-    return np.fft.fft2(p)
+    return windowed_spectra(patch_stack(img, ys, xs, h, w))
 
 
 def _upsampled_dft(data: np.ndarray, size: int, factor: int, offsets: np.ndarray) -> np.ndarray:
@@ -150,7 +174,8 @@ def register_patches(ref: np.ndarray, mov: np.ndarray, offset: tuple[int, int],
     cy, cx = int(offset[0]), int(offset[1])
     ys, xs, h, w = patch_tiles(ref.shape, (cy, cx), grid)
     fr = patch_spectra(ref, ys, xs, h, w) if ref_spectra is None else ref_spectra
-    fm = patch_spectra(mov, ys - cy, xs - cx, h, w)
+    pm = patch_stack(mov, ys - cy, xs - cx, h, w)
+    fm = windowed_spectra(pm)
     return register_spectra(fr, fm, upsample_factor) + np.array([cy, cx]), fm
 
 
@@ -252,6 +277,17 @@ def wiener_shifts(m: np.ndarray, cb: np.ndarray, sd2: float, tau: float = 0.0,
     return s, sig
 
 
+def steady_rate_variance(m: np.ndarray, cb: np.ndarray, sd2: float, z: float = STEADY_RATE_Z) -> float:
+    """Prior variance ``tau^2`` (px^2 per slice^2) of a constant drift rate, estimated from the
+    mean increment ``x = mean(m)``: under the random-walk + bias model alone ``x`` has variance
+    ``v = (K sd2 + 1^T T(cb) 1) / K^2``; a mean beyond ``z sqrt(v)`` is taken as a steady drift
+    and ``tau^2 = x^2 - v`` (its type-II maximum likelihood estimate), else 0."""
+    K = len(m)
+    v = (K * sd2 + toeplitz_block_sum(cb, K)) / K ** 2
+    x2 = float(np.mean(m)) ** 2
+    return x2 - v if x2 > z * z * v else 0.0
+
+
 def toeplitz_block_sum(c: np.ndarray, k: int) -> float:
     """Sum of the leading ``k x k`` block of the symmetric Toeplitz matrix with first column
     ``c`` (zero beyond its length): the variance of a sum of k terms of autocovariance c."""
@@ -260,7 +296,7 @@ def toeplitz_block_sum(c: np.ndarray, k: int) -> float:
 
 
 def drift_without_reference(patch_shifts: np.ndarray, max_lag: int = 16,
-                            drift_rate_sigma_px: float = 0.0) -> dict:
+                            drift_rate_sigma_px: float | str = "auto") -> dict:
     """Shifts ``(K + 1, 2)`` and uncertainties from the patch shifts ``(K, P, 2)`` of K
     consecutive pairs (see the module docstring). Returns ``shifts_px``, ``uncertainty_px``,
     ``increments_px`` (the patch means), ``bias_acov_px2`` (L+1, 2), ``drift_step_px`` (2,)
@@ -275,16 +311,22 @@ def drift_without_reference(patch_shifts: np.ndarray, max_lag: int = 16,
     shifts = np.zeros((K + 1, 2))
     sigma = np.zeros((K + 1, 2))
     sd2 = np.zeros(2)
+    tau = np.zeros(2)
     for ax in range(2):
         if K < MIN_PAIRS_FOR_MODEL:
             # too few pairs to estimate the drift's step: chain the measured increments, and
             # carry their whole bias into the uncertainty (the model's limit sd2 -> inf)
-            sd2[ax] = np.nan
+            sd2[ax] = tau[ax] = np.nan
             shifts[:, ax] = np.r_[0.0, np.cumsum(m[:, ax])]
             sigma[:, ax] = np.sqrt(np.maximum(np.r_[0.0, [toeplitz_block_sum(cb[:, ax], k)
                                                            for k in range(1, K + 1)]], 0.0))
             continue
         sd2[ax] = drift_step_variance(m[:, ax], cb[:, ax])
-        shifts[:, ax], sigma[:, ax] = wiener_shifts(m[:, ax], cb[:, ax], sd2[ax], drift_rate_sigma_px)
+        if drift_rate_sigma_px == "auto":
+            tau[ax] = np.sqrt(steady_rate_variance(m[:, ax], cb[:, ax], sd2[ax]))
+        else:
+            tau[ax] = float(drift_rate_sigma_px)
+        shifts[:, ax], sigma[:, ax] = wiener_shifts(m[:, ax], cb[:, ax], sd2[ax], tau[ax])
     return {"shifts_px": shifts, "uncertainty_px": sigma, "increments_px": m,
-            "bias_acov_px2": cb, "drift_step_px": np.sqrt(sd2), "bias_step_px": np.sqrt(cb[0])}
+            "bias_acov_px2": cb, "drift_step_px": np.sqrt(sd2), "bias_step_px": np.sqrt(cb[0]),
+            "drift_rate_sigma_px": tau}
