@@ -111,7 +111,7 @@ class SurfaceMesh:
         self.edges, slot = np.unique(np.sort(ends, axis=1), axis=0, return_inverse=True)
         self.tri_edge = slot.reshape(-1, 3)
         self.edge_length = np.linalg.norm(self.pts[self.edges[:, 1]] - self.pts[self.edges[:, 0]], axis=1)
-        # boundary node -> incident triangles (CSR), for skipping them at that node
+        # boundary node -> incident edges / triangles (CSR): skipped when observing from that node
         nf = len(self.tri)
         ne = len(self.edges)
         self.node_edge = sp.csr_matrix((np.ones(2 * ne), (self.edges.ravel(), np.repeat(np.arange(ne), 2))),
@@ -262,6 +262,7 @@ class FemBem:
         self.u1, self.b = self.K.createVecs()
         self.u2, self.r = self.K.createVecs()
         self._tmp = self.K.createVecLeft()
+        self.u = self.K.createVecLeft()
         for v in (self.u1, self.u2):
             v.set(0.0)
         self._h = state.create_field_vec()
@@ -297,10 +298,9 @@ class FemBem:
             its += self._solve(self.ksp2, r, self.u2, "u2 (Dirichlet)")
         self.last_iterations = its
         self.total_iterations += its
-        self.u2.axpy(1.0, self.u1)                                    # u = u1 + u2 (u2 re-set next call)
-        self.G.multTranspose(self.u2, self._h)
+        self.u.waxpy(1.0, self.u1, self.u2)                           # u1, u2 stay as warm starts
+        self.G.multTranspose(self.u, self._h)
         out[:] = -self._h.getArray().reshape(-1, 3) * self.state.inv_js_vol[:, None]
-        self.u2.axpy(-1.0, self.u1)                                   # keep u2 as warm start
 
     def set_rtol(self, rtol: float) -> None:
         """Relative tolerance of the next u1 and u2 solves (unpreconditioned residual)."""
@@ -320,6 +320,8 @@ class FemBem:
 
 
 class _KspPair:
+    """Forwards tolerance settings to several KSPs."""
+
     NormType = PETSc.KSP.NormType
 
     def __init__(self, *ksps):
