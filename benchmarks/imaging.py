@@ -122,25 +122,31 @@ else:
 """
 
 
-def run_measured(argv: list[str]) -> tuple[float, float]:
-    """Run a command; return (wall seconds, peak RSS in MiB of it and its child processes,
-    polled every 50 ms)."""
+def run_measured(argv: list[str]) -> tuple[float, float, float]:
+    """Run a command; return (wall seconds, peak memory in MiB polled every 50 ms -- its
+    RSS plus the unique set size of its child processes, which share the parent's pages --, CPU seconds (user + system) of it and its waited-for children).
+    CPU seconds barely depend on what else loads the machine; wall seconds do."""
     import psutil
 
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv)
     ps = psutil.Process(proc.pid)
     peak = 0
-    while proc.poll() is None:
-        try:  # the stage and its worker processes together
-            procs = [ps] + ps.children(recursive=True)
-            peak = max(peak, sum(p.memory_info().rss for p in procs))
+    while True:
+        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        try:  # the stage, plus the memory of its forked workers that is their own (USS)
+            rss = ps.memory_info().rss + sum(c.memory_full_info().uss
+                                             for c in ps.children(recursive=True))
+            peak = max(peak, rss)
         except psutil.Error:
             pass
         time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:4])}... failed with exit code {proc.returncode}")
-    return time.perf_counter() - t0, peak / 2 ** 20
+    return time.perf_counter() - t0, peak / 2 ** 20, ru.ru_utime + ru.ru_stime
 
 
 class FastStack:
@@ -246,11 +252,11 @@ def run_stages(folder: Path, ingest: Path, nz: int, tag: str = "", rows: list | 
         cmd = [sys.executable, "-c", STAGE_CODE, st, str(prev), str(out)]
         if st == "grains":
             cmd.append(str(files["align"]))
-        wall, peak = run_measured(cmd)
+        wall, peak, cpu = run_measured(cmd)
         rows.append({"stage": st, "slices": nz, "seconds": wall, "slices_per_s": nz / wall,
-                     "peak_rss_MiB": peak})
-        print(f"  {st:8s} {nz:4d} slices {wall:8.1f} s  {nz / wall:7.2f} slices/s  peak {peak:7.0f} MiB",
-              flush=True)
+                     "cpu_seconds": cpu, "cpu_s_per_slice": cpu / nz, "peak_rss_MiB": peak})
+        print(f"  {st:8s} {nz:4d} slices {wall:8.1f} s  {nz / wall:7.2f} slices/s  "
+              f"{cpu / nz:6.2f} CPU s/slice  peak {peak:7.0f} MiB", flush=True)
         files[st] = prev = out
     return rows
 
@@ -426,12 +432,15 @@ def main(argv=None) -> int:
 
 def print_table(result: dict) -> None:
     nz, ny, nx = result["shape"]
-    n_short = result["stages_short"][0]["slices"]
+    n_short = result["stages_short"][0]["slices"] if result.get("stages_short") else 0
+    result.setdefault("stages_short", [{"peak_rss_MiB": float("nan")}] * len(result["stages"]))
     print(f"\n{nz} x {ny} x {nx} stack (machine shared: compare ratios)")
-    print(f"  {'stage':8s} {'slices/s':>9s} {'peak MiB':>9s} {'peak MiB':>9s}")
-    print(f"  {'':8s} {'':>9s} {f'{nz} sl.':>9s} {f'{n_short} sl.':>9s}")
+    print(f"  {'stage':8s} {'slices/s':>9s} {'CPU s':>9s} {'peak MiB':>9s} {'peak MiB':>9s}")
+    print(f"  {'':8s} {'':>9s} {'/slice':>9s} {f'{nz} sl.':>9s} {f'{n_short} sl.':>9s}")
     for r, s_ in zip(result["stages"], result["stages_short"]):
-        print(f"  {r['stage']:8s} {r['slices_per_s']:9.2f} {r['peak_rss_MiB']:9.0f} {s_['peak_rss_MiB']:9.0f}")
+        cpu = r.get("cpu_s_per_slice", float("nan"))
+        print(f"  {r['stage']:8s} {r['slices_per_s']:9.2f} {cpu:9.2f} {r['peak_rss_MiB']:9.0f} "
+              f"{s_['peak_rss_MiB']:9.0f}")
     print(f"  generation {result['generate_s']:.0f} s, stages {result['total_stage_seconds']:.0f} s, "
           f"pipeline drift RMS {result['pipeline_drift_rms_px']:.3f} px")
     cmp = result.get("pystack3d")
