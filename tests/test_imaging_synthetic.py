@@ -155,3 +155,18 @@ def test_artefact_contents_and_quality_report(pipeline):
         assert (tab[:, cols.index("aspect_ratio")] >= 1).all()
         q = json.loads(f.attrs["quality_json"])
         assert q["n_grains"] == len(tab)
+
+
+def test_segment_in_worker_processes_equals_one_process(pipeline, tmp_path):
+    # slices segmented in a process pool are written in order and equal the serial result
+    from magtwin.reconstruct.segment import run_segment
+
+    _, paths = pipeline(21)
+    out = {}
+    for n in (1, 2):
+        out[n] = tmp_path / f"seg{n}.h5"
+        run_segment(paths["align"], out[n], {"workers": n})
+    with h5py.File(out[1], "r") as a, h5py.File(out[2], "r") as b:
+        assert np.array_equal(a["labels2d"][...], b["labels2d"][...])
+        assert np.array_equal(a["outlines/table"][...], b["outlines/table"][...])
+        assert np.array_equal(a["outlines/vertices_nm"][...], b["outlines/vertices_nm"][...])
