@@ -50,7 +50,10 @@ def one(n: int, grain_nm: float, gb_size: float, seed: int) -> dict:
         "min_dihedral_deg": stats["quality"]["min_dihedral_deg"],
         "fraction_min_dihedral_below_5deg": float(sum(stats["quality"]["min_dihedral_histogram"]["counts"][:3])
                                                   / stats["elements"]),
-        "tetgen_attempt": stats["tetgen_attempt"],
+        "fraction_radius_edge_above_2": stats["quality"]["radius_edge_ratio_fraction_above_2"],
+        "min_dihedral_histogram": stats["quality"]["min_dihedral_histogram"],
+        "radius_edge_ratio_histogram": stats["quality"]["radius_edge_ratio_histogram"],
+        "snap": stats["snap"], "sliver_removal": stats["sliver_removal"],
     }
 
 
@@ -71,18 +74,20 @@ def main() -> None:
         r = subprocess.run([sys.executable, __file__, "--one", str(n), "--grain-nm", str(a.grain_nm),
                             "--gb-size-nm", str(a.gb_size_nm)], capture_output=True, text=True)
         if r.returncode != 0:
-            rows.append({"grains": n, "error": r.stderr.strip().splitlines()[-1] if r.stderr else "failed"})
+            lines = [ln for ln in r.stderr.strip().splitlines() if "Error" in ln] or r.stderr.strip().splitlines()
+            rows.append({"grains": n, "error": lines[-1] if lines else f"exit code {r.returncode}"})
         else:
             rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
     print(f"{'grains':>6} {'model s':>8} {'mesh s':>8} {'elements':>10} {'GB el':>9} {'TJ el':>9} "
-          f"{'peak MB':>8} {'<5deg':>7}")
+          f"{'peak MB':>8} {'<5deg':>7} {'RE>2':>7}")
     for r in rows:
         if "error" in r:
             print(f"{r['grains']:>6} error: {r['error']}")
             continue
         e = r["elements_per_kind"]
         print(f"{r['grains']:>6} {r['model_s']:8.1f} {r['mesh_s']:8.1f} {r['elements']:>10} {e['gb']:>9} "
-              f"{e['tj']:>9} {r['peak_rss_MB']:8.0f} {r['fraction_min_dihedral_below_5deg']:7.4f}")
+              f"{e['tj']:>9} {r['peak_rss_MB']:8.0f} {r['fraction_min_dihedral_below_5deg']:7.4f} "
+              f"{r['fraction_radius_edge_above_2']:7.4f}")
     out = Path(__file__).resolve().parent / "out"
     out.mkdir(exist_ok=True)
     (out / "model_mesh.json").write_text(json.dumps({"grain_nm": a.grain_nm, "gb_size_nm": a.gb_size_nm,

@@ -2,8 +2,11 @@
 
 Surface: every PLC facet is triangulated with edge length ``gb_size_nm`` / ``tj_size_nm`` /
 ``grain_size_nm`` (the smallest of the two regions it separates), shared edges split
-identically on both sides. Volume: TetGen with that surface kept (``-Y``), the radius–edge
-bound and per-region volume bounds (regular tetrahedron of the region kind's size).
+identically on both sides. Features below ``snap_tol_nm`` are then collapsed on that
+surface (:mod:`magtwin.mesh.snap`) and TetGen checks it for self-intersections (``-d``).
+Volume: TetGen with the radius–edge bound and per-region volume bounds (regular tetrahedron
+of the region kind's size); the surface is kept (``-Y``) whenever snapping changed it,
+because TetGen's refinement around collapsed features runs away or loops.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import numpy as np
 from magtwin.errors import InputError
 from magtwin.io.mesh_artefact import MeshData, tetrahedron_volumes, write_mesh_artefact
 from magtwin.mesh.optimize import remove_slivers
-from magtwin.mesh.plc import build_plc, open_edges, triangulate
+from magtwin.mesh.plc import build_plc, open_edges, orient_triangles, triangulate
 from magtwin.mesh.quality import quality_report
-from magtwin.mesh.tetmesh import regular_tet_volume, tetrahedralize
+from magtwin.mesh.snap import snap_surface
+from magtwin.mesh.tetmesh import check_surface, regular_tet_volume, tetrahedralize
 from magtwin.model.build import read_model, rebuild_geometry
 
 LOG = logging.getLogger(__name__)
@@ -32,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "min_dihedral_deg": 0.0,
     "max_elements": 2_000_000,
     "sliver_target_deg": 10.0,
+    "snap_tol_nm": 0.01,
+    "optimize_level": 2,
+    "optimize_max_dihedral_deg": 165.0,
     "export_xdmf": True,
     "export_vtu": True,
 }
@@ -50,57 +57,64 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
     reg = np.array([p.region for p in geom.pieces])
     kept = [f for f in geom.facets if f.b < 0 or reg[f.a] != reg[f.b]]
     extent = float(np.max(geom.box_hi - geom.box_lo))
-    # exact PLC first; then one whose vertices closer than 1e-4 of the smallest element size
-    # are merged (near-coincidences where offset planes meet almost at a point can make
-    # TetGen fail); a merged PLC is used only if it is still closed
-    plcs = [build_plc(kept, merge_tol=1e-8 * extent)]
-    merged = build_plc(kept, merge_tol=1e-4 * min(size.values()))
-    plcs.append(merged)
+    plc = build_plc(kept, merge_tol=1e-8 * extent)
+    fsize = np.array([min(size[kinds[reg[f.a]]], size[kinds[reg[f.b]]] if f.b >= 0 else np.inf)
+                      for f in plc.facets])
+    pts, tris, owner = triangulate(plc, fsize)
+    if open_edges(tris):
+        raise InputError(f"internal error: the model surface has {open_edges(tris)} open edges", source)
+    tris, front, back = orient_triangles(geom, plc, pts, tris, owner, reg)
     seeded = {p.region for p in geom.pieces if not p.sliver}
     sel = [k for k, p in enumerate(geom.pieces) if not p.sliver or p.region not in seeded]
     seeds = np.array([geom.pieces[k].poly.centroid() for k in sel])
     seed_reg = reg[sel]
-    # TetGen may fail next to features far thinner than the elements: retry with a slightly
-    # different surface size, then keeping the given surface (-Y, lower quality near it)
-    attempts = [(0, 1.0, False), (1, 1.0, False), (0, 0.93, False), (1, 0.93, False), (0, 1.0, True),
-                (1, 1.0, True)]
+    seed_vol = np.array([regular_tet_volume(size[kinds[r]]) for r in seed_reg])
+    # the exact surface is a valid PLC but has edges and triangle heights down to 1e-5 nm
+    # (short Laguerre edges, nearly coincident offset planes) on which TetGen aborts:
+    # collapse them (magtwin.mesh.snap), let TetGen check that the result does not
+    # self-intersect, then mesh the volume keeping that surface (-Y). A vertex snapped onto
+    # a segment can, rarely, leave a pinch that TetGen fills with a flat element: then the
+    # snapping is redone at another tolerance (a different set of collapses).
+    snap_tol = float(prm["snap_tol_nm"])
     last_error = None
     t1 = t2 = time.perf_counter()
-    for which, factor, keep in attempts:
-        plc = plcs[which]
-        sz = {k: v * factor for k, v in size.items()}
-        fsize = np.array([min(sz[kinds[reg[f.a]]], sz[kinds[reg[f.b]]] if f.b >= 0 else np.inf)
-                          for f in plc.facets])
-        pts, tris, _ = triangulate(plc, fsize)
-        _, first = np.unique(np.sort(tris, axis=1), axis=0, return_index=True)
-        tris = tris[np.sort(first)]  # a collapsed sliver can leave the same triangle twice
-        if open_edges(tris):
-            if which == 0:
-                raise InputError(f"internal error: the model surface has {open_edges(tris)} open edges", source)
-            LOG.warning("merged PLC is not closed; skipped")
+    snapped = {}
+    # TetGen may split the surface (better elements next to it) only if nothing had to be
+    # collapsed: next to collapsed features its refinement runs away (x40 elements) or loops
+    for factor, keep in ((1.0, False), (1.0, True), (0.5, True), (2.0, True), (0.25, True)):
+        tol = snap_tol * factor
+        if tol not in snapped:
+            snapped[tol] = snap_surface(pts, tris, front, back, geom.box_lo, geom.box_hi, tol, 1e-9 * extent)
+        spts, stris, _, _, snap_report = snapped[tol]
+        if not keep and snap_report.get("collapsed_edges", 0) + snap_report.get("flattened_caps", 0) > 0:
             continue
+        if open_edges(stris):
+            raise InputError(f"internal error: snapping at {tol:g} nm opened the model surface", source)
         # surface-dominated element count: refuse runaway meshes before TetGen
-        est = 3 * len(tris)
+        est = 3 * len(stris)
         if est > prm["max_elements"]:
             raise InputError(f"the mesh would have about {est} elements (> mesh.max_elements = "
                              f"{prm['max_elements']}); down-scale (model.scale), crop (model.crop_nm) or "
                              f"use larger mesh sizes", source)
-        seed_vol = np.array([regular_tet_volume(sz[kinds[r]]) for r in seed_reg])
         t1 = time.perf_counter()
         try:
-            nodes, tets, rid = tetrahedralize(pts, tris, seeds, seed_reg, seed_vol, float(prm["radius_edge_ratio"]),
-                                              float(prm["min_dihedral_deg"]), source, keep_surface=keep)
+            check_surface(spts, stris, source, f"after collapsing features below {tol:g} nm (mesh.snap_tol_nm)")
+            nodes, tets, rid = tetrahedralize(spts, stris, seeds, seed_reg, seed_vol, float(prm["radius_edge_ratio"]),
+                                              float(prm["min_dihedral_deg"]), source, keep_surface=keep,
+                                              opt_level=int(prm["optimize_level"]),
+                                              opt_max_dihedral_deg=float(prm["optimize_max_dihedral_deg"]))
         except InputError as exc:
-            LOG.warning("TetGen attempt (PLC %s, size x%.2f, keep surface %s) failed: %s",
-                        "merged" if which else "exact", factor, keep, exc.problem)
+            LOG.warning("meshing with features below %g nm collapsed (keep surface: %s) failed: %s", tol, keep,
+                        exc.problem)
             last_error = exc
             continue
         t2 = time.perf_counter()
         break
     else:
-        raise InputError(f"{last_error.problem} in every attempt; TetGen's refinement fails next to very "
-                         "thin features of this model: try other mesh sizes, a larger model.min_feature_nm "
-                         "(up to 0.2 x gb_thickness_nm) or a smaller model (model.crop_nm)", source)
+        raise InputError(f"{last_error.problem}, at every snapping tolerance tried ({snap_tol:g} nm x 0.25..2); "
+                         "try another mesh.snap_tol_nm or mesh sizes", source)
+    tris = stris
+    snap_report = {**snap_report, "tol_nm": tol, "keep_surface": keep}
     if len(tets) > prm["max_elements"]:
         raise InputError(f"the mesh has {len(tets)} elements (> mesh.max_elements = {prm['max_elements']})", source)
     sliver_report = {}
@@ -123,7 +137,7 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
     stats["time_s"] = {"surface": t1 - t0, "tetgen": t2 - t1, "sliver_removal": t3 - t2}
     stats["sliver_removal"] = sliver_report
     stats["surface_triangles"] = int(len(tris))
-    stats["tetgen_attempt"] = {"plc": "merged" if which else "exact", "size_factor": factor, "keep_surface": keep}
+    stats["snap"] = snap_report
     stats["cleanup"] = geom.cleanup
     return mesh, stats
 

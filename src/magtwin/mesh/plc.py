@@ -321,27 +321,29 @@ def _fan_ok(loop3: np.ndarray, s: int) -> bool:
     return areas.min() > 1e-9 * areas.max()
 
 
-def collapse_small_features(points: np.ndarray, triangles: np.ndarray, facet_of: np.ndarray,
-                            tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Snap together vertices closer than ``tol`` (nm) on the conforming triangulation.
-
-    Merging on the already conforming triangle set keeps it closed (a simplicial map):
-    triangles that lose an edge are dropped, coincident triangles (the two sides of a
-    collapsed sliver) are kept once. Returns the new points, triangles, facet ids and a
-    report ``{"collapsed_vertices", "dropped_triangles"}``.
-    """
-    pts, inv = _merge_points(points, tol)
-    t = inv[triangles]
-    ok = (t[:, 0] != t[:, 1]) & (t[:, 1] != t[:, 2]) & (t[:, 0] != t[:, 2])
-    t, fo = t[ok], facet_of[ok]
-    _, first = np.unique(np.sort(t, axis=1), axis=0, return_index=True)
-    first = np.sort(first)
-    report = {"collapsed_vertices": int(len(points) - len(pts)),
-              "dropped_triangles": int(len(triangles) - len(first))}
-    used = np.unique(t[first])
-    remap = -np.ones(len(pts), np.int64)
-    remap[used] = np.arange(len(used))
-    return pts[used], remap[t[first]], fo[first], report
+def orient_triangles(geom, plc: PLC, points: np.ndarray, triangles: np.ndarray, owner: np.ndarray,
+                     piece_region: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Orient every triangle so that its normal points from the facet's piece ``a`` to its
+    piece ``b`` (out of the box on the box surface). Returns the triangles and the region in
+    ``front`` of and ``back`` of each (0 = outside the box)."""
+    planes = geom.planes
+    centre = 0.5 * (np.asarray(geom.box_lo) + np.asarray(geom.box_hi))
+    normal = np.empty((len(plc.facets), 3))
+    front = np.empty(len(plc.facets), np.int64)
+    back = np.empty(len(plc.facets), np.int64)
+    for k, f in enumerate(plc.facets):
+        n = planes.n(f.plane)  # overlay_facets: piece a on n·x <= c, b on the other side
+        if f.b < 0 and n @ centre > planes.c(f.plane):
+            n = -n
+        normal[k] = n
+        back[k] = piece_region[f.a]
+        front[k] = piece_region[f.b] if f.b >= 0 else 0
+    q = points[triangles]
+    tn = cross(q[:, 1] - q[:, 0], q[:, 2] - q[:, 0])
+    tri = triangles.copy()
+    flip = np.einsum("ij,ij->i", tn, normal[owner]) < 0
+    tri[flip] = tri[flip][:, [0, 2, 1]]
+    return tri, front[owner], back[owner]
 
 
 def open_edges(triangles: np.ndarray) -> int:

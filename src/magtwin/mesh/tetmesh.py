@@ -52,7 +52,7 @@ def libc_flush() -> None:
         pass
 
 
-def _isolated(fn, source):
+def _isolated(fn, source, timeout_s: float | None = None):
     """Run ``fn`` (returning arrays) in a forked child process: TetGen aborts the whole
     process (``malloc(): corrupted ...``) on some degenerate inputs, which must become a
     clear error (and a retry), not a crash of the stage."""
@@ -84,7 +84,11 @@ def _isolated(fn, source):
 
         proc = ctx.Process(target=child)
         proc.start()
-        proc.join()
+        proc.join(timeout_s)
+        if proc.is_alive():  # TetGen's refinement can loop next to tiny features
+            proc.kill()
+            proc.join()
+            raise InputError(f"TetGen did not finish within {timeout_s:.0f} s", source)
         if proc.exitcode != 0:
             why = open(err).read() if os.path.exists(err) else f"TetGen crashed (exit code {proc.exitcode})"
             raise InputError(f"TetGen could not mesh the model ({why})", source)
@@ -107,6 +111,8 @@ def tetrahedralize(
     min_dihedral_deg: float = 10.0,
     source=None,
     keep_surface: bool = False,
+    opt_level: int = 2,
+    opt_max_dihedral_deg: float = 165.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mesh the PLC; return ``(nodes (N,3), tets (M,4) positively oriented, region (M,))``.
 
@@ -118,6 +124,9 @@ def tetrahedralize(
     radius_edge_ratio, min_dihedral_deg : TetGen ``-q`` quality bounds
     keep_surface : TetGen ``-Y``: do not split the given surface triangles (more robust for
         thin features, lower quality next to them)
+    opt_level, opt_max_dihedral_deg : TetGen ``-O<level>/7`` mesh optimisation (flips,
+        smoothing, vertex insertion/deletion) of elements with a dihedral angle above
+        ``-o/<deg>``
     """
     import tetgen
 
@@ -125,10 +134,15 @@ def tetrahedralize(
     for p, r, v in zip(seeds, seed_region, seed_max_volume):
         tg.add_region(int(r), [float(c) for c in p], float(v))
     quality = f"q{radius_edge_ratio:g}" + (f"/{min_dihedral_deg:g}" if min_dihedral_deg > 0 else "")
-    switches = f"p{quality}aA" + ("Y" if keep_surface else "") + ("" if LOG.isEnabledFor(logging.DEBUG) else "Q")
-    nodes, tets, attr = _isolated(lambda: tg.tetrahedralize(switches=switches)[:3], source)
+    switches = (f"p{quality}aAO{int(opt_level)}/7o/{opt_max_dihedral_deg:g}" + ("Y" if keep_surface else "")) + ("" if LOG.isEnabledFor(logging.DEBUG) else "Q")
+    # generous: TetGen meshes ~1e5 elements per second; beyond that it is stuck
+    timeout_s = 120.0 + 2e-3 * len(triangles)
+    nodes, tets, attr = _isolated(lambda: tg.tetrahedralize(switches=switches)[:3], source, timeout_s)
     tets = np.asarray(tets, np.int64)[:, :4]
     region = np.rint(np.asarray(attr).ravel()).astype(np.int32)
+    from magtwin.mesh.snap import split_flat_elements
+
+    tets, region, _ = split_flat_elements(np.asarray(nodes, np.float64), tets, region)
     vol = tetrahedron_volumes(nodes, tets)
     neg = vol < 0
     tets[neg] = tets[neg][:, [0, 2, 1, 3]]
@@ -137,3 +151,23 @@ def tetrahedralize(
     if np.any(region <= 0):
         raise InputError(f"{int(np.sum(region <= 0))} elements were not reached by any region seed", source)
     return np.asarray(nodes, np.float64), tets, region
+
+
+def check_surface(points: np.ndarray, triangles: np.ndarray, source=None, context: str = "") -> None:
+    """TetGen's own PLC check (``-d``): raise :class:`InputError` if the surface triangles
+    intersect each other anywhere but in shared edges and vertices."""
+    import tetgen
+
+    tg = tetgen.TetGen(np.asarray(points, np.float64), np.asarray(triangles, np.int32))
+
+    def diagnose():
+        try:
+            tg.tetrahedralize(switches="pdQ")
+        except RuntimeError as exc:  # -d never meshes: it always "fails", the message tells why
+            return [np.array(["self-intersections" in str(exc)])]
+        return [np.array([False])]
+
+    (bad,) = _isolated(diagnose, source)
+    if bool(bad[0]):
+        raise InputError(f"the model surface intersects itself {context} (TetGen -d); try a smaller "
+                         "mesh.snap_tol_nm or a larger model.min_feature_nm", source)
