@@ -79,15 +79,15 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
     last_error = None
     t1 = t2 = time.perf_counter()
     snapped = {}
-    # TetGen may split the surface (better elements next to it) only if nothing had to be
-    # collapsed: next to collapsed features its refinement runs away (x40 elements) or loops
-    for factor, keep in ((1.0, False), (1.0, True), (0.5, True), (2.0, True), (0.25, True)):
+    # First the exact surface, TetGen free to split it (best elements next to it; works for
+    # small models); its added points are capped (-S) and it gets a time limit. Then the
+    # snapped surface kept as it is (-Y): around collapsed features TetGen's refinement
+    # runs away (x40 elements), loops or aborts.
+    for factor, keep in ((0.0, False), (1.0, True), (0.5, True), (2.0, True), (0.25, True)):
         tol = snap_tol * factor
         if tol not in snapped:
             snapped[tol] = snap_surface(pts, tris, front, back, geom.box_lo, geom.box_hi, tol, 1e-9 * extent)
         spts, stris, _, _, snap_report = snapped[tol]
-        if not keep and snap_report.get("collapsed_edges", 0) + snap_report.get("flattened_caps", 0) > 0:
-            continue
         if open_edges(stris):
             raise InputError(f"internal error: snapping at {tol:g} nm opened the model surface", source)
         # surface-dominated element count: refuse runaway meshes before TetGen
@@ -102,7 +102,8 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
             nodes, tets, rid = tetrahedralize(spts, stris, seeds, seed_reg, seed_vol, float(prm["radius_edge_ratio"]),
                                               float(prm["min_dihedral_deg"]), source, keep_surface=keep,
                                               opt_level=int(prm["optimize_level"]),
-                                              opt_max_dihedral_deg=float(prm["optimize_max_dihedral_deg"]))
+                                              opt_max_dihedral_deg=float(prm["optimize_max_dihedral_deg"]),
+                                              max_steiner=None if keep else 4 * len(spts))
         except InputError as exc:
             LOG.warning("meshing with features below %g nm collapsed (keep surface: %s) failed: %s", tol, keep,
                         exc.problem)
@@ -111,7 +112,7 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
         t2 = time.perf_counter()
         break
     else:
-        raise InputError(f"{last_error.problem}, at every snapping tolerance tried ({snap_tol:g} nm x 0.25..2); "
+        raise InputError(f"{last_error.problem}, also at every snapping tolerance tried ({snap_tol:g} nm x 0.25..2); "
                          "try another mesh.snap_tol_nm or mesh sizes", source)
     tris = stris
     snap_report = {**snap_report, "tol_nm": tol, "keep_surface": keep}

@@ -291,7 +291,7 @@ def snap_surface(points, triangles, front, back, lo, hi, tol: float, eps: float)
 
     Returns ``(points, triangles, front, back, report)``."""
     s = SurfaceSnapper(points, triangles, front, back, box_constraints(np.asarray(points), lo, hi, eps))
-    report = s.run(float(tol)) if tol > 0 else {}
+    report = s.run(float(tol)) if tol > 0 else {**s.counts, "left_below_tol": None}
     return (*s.result(), report)
 
 

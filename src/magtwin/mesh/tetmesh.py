@@ -113,6 +113,7 @@ def tetrahedralize(
     keep_surface: bool = False,
     opt_level: int = 2,
     opt_max_dihedral_deg: float = 165.0,
+    max_steiner: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mesh the PLC; return ``(nodes (N,3), tets (M,4) positively oriented, region (M,))``.
 
@@ -127,6 +128,8 @@ def tetrahedralize(
     opt_level, opt_max_dihedral_deg : TetGen ``-O<level>/7`` mesh optimisation (flips,
         smoothing, vertex insertion/deletion) of elements with a dihedral angle above
         ``-o/<deg>``
+    max_steiner : TetGen ``-S``: at most this many added points (bounds the refinement
+        around features far below the element size)
     """
     import tetgen
 
@@ -134,7 +137,8 @@ def tetrahedralize(
     for p, r, v in zip(seeds, seed_region, seed_max_volume):
         tg.add_region(int(r), [float(c) for c in p], float(v))
     quality = f"q{radius_edge_ratio:g}" + (f"/{min_dihedral_deg:g}" if min_dihedral_deg > 0 else "")
-    switches = (f"p{quality}aAO{int(opt_level)}/7o/{opt_max_dihedral_deg:g}" + ("Y" if keep_surface else "")) + ("" if LOG.isEnabledFor(logging.DEBUG) else "Q")
+    switches = (f"p{quality}aAO{int(opt_level)}/7o/{opt_max_dihedral_deg:g}" + ("Y" if keep_surface else "")
+                + (f"S{int(max_steiner)}" if max_steiner else "")) + ("" if LOG.isEnabledFor(logging.DEBUG) else "Q")
     # generous: TetGen meshes ~1e5 elements per second; beyond that it is stuck
     timeout_s = 120.0 + 2e-3 * len(triangles)
     nodes, tets, attr = _isolated(lambda: tg.tetrahedralize(switches=switches)[:3], source, timeout_s)
