@@ -9,7 +9,7 @@ Needs root and the Debian packages ``slurm-wlm munge libpmix-dev`` (``tools/setu
 them). Everything lives in the state directory (default ``/tmp/magtwin-slurm``): slurm.conf
 written for this host's name, cores and memory, a fresh munge key, spool and state folders,
 pid files and logs. No accounting database: the executor plugin must use
-``--slurm-status-command squeue`` (``MinJobAge=300`` keeps finished jobs visible to squeue).
+``--slurm-status-command squeue`` (``MinJobAge=3600`` keeps finished jobs visible to squeue and scontrol for an hour, also on a slow, loaded machine).
 
 One thing lives outside the state directory: ``/etc/slurm/slurm.conf`` is made a symlink to the
 state directory's slurm.conf while the cluster runs. Inside a job the Snakemake executor plugin
@@ -128,7 +128,7 @@ MpiDefault=pmix
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-MinJobAge=300
+MinJobAge=3600
 SchedulerType=sched/backfill
 ReturnToService=2
 InactiveLimit=0
