@@ -24,7 +24,8 @@ usable), from -3 T, and the converged Hc by Richardson extrapolation. Writes
 Findings at 40 nm (Nov 2026, shared 2-core machine at load 5-11; CPU times compared):
 converged Hc 4.030 +- 0.013 T (Richardson in the GB element size). magtwin: GB 1 nm
 elements +0.7 % (grains 2 nm) / +1.3 % (1 nm), GB 0.5 nm +0.3 %; grain elements above 2 nm pin
-the wall (3 nm +4.9 %, 4 nm +15 %). magnum.np 1 nm cells -3.0 %. The former 20 % gap was the
+the wall (3 nm +4.9 %, 4 nm +15 %). magnum.np 1 nm cells -3.0 %, 0.5 nm -0.65 % (its own
+Richardson estimate, 4.035 T, agrees with magtwin's). The former 20 % gap was the
 4 nm grain elements (magtwin) plus magnum.np's unrefined 0.25 T steps.
 """
 
