@@ -39,7 +39,8 @@ SIMULATE_KEYS = {
     "jump_threshold": ("solver", "jump_threshold"), "snapshot_every": ("solver", "snapshot_every"),
     "demag_pc": ("solver", "demag_pc"), "checkpoint_interval_s": ("solver", "checkpoint_interval_s"),
     "demag_method": ("solver", "demag_method"),
-    "preconditioner": ("solver", "preconditioner"),
+    "preconditioner": ("solver", "preconditioner"), "demag_rtol_loose": ("solver", "demag_rtol_loose"),
+    "extrapolate": ("solver", "extrapolate"), "stop_when_reversed": ("solver", "stop_when_reversed"),
 }
 
 
