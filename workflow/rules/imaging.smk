@@ -49,6 +49,7 @@ rule segment:
         f"{RESULTS}/{{sample}}/04_segment.h5",
     params:
         segment=config["segment"],
+    threads: 4
     resources:
         **image_resources(config["hpc"], input_key=0),
     log:
