@@ -48,10 +48,7 @@ class EffectiveField:
         residual already meets it then costs one matrix product and no V-cycle."""
         if self.demag is None or rtol == getattr(self, "_demag_rtol", None):
             return
-        ksp = self.demag.ksp
-        if ksp.getNormType() != ksp.NormType.UNPRECONDITIONED:
-            ksp.setNormType(ksp.NormType.UNPRECONDITIONED)
-        ksp.setTolerances(rtol=rtol)
+        self.demag.set_rtol(rtol)
         self._demag_rtol = rtol
 
     def energies(self) -> dict[str, float]:

@@ -309,31 +309,6 @@ class FemBem:
                 set_ksp_rtol(ksp, rtol)
 
     @property
-    def ksp(self):
-        """Both solves seen as one KSP for tolerance settings (``getNormType``, ``setNormType``,
-        ``setTolerances``), as code written for :class:`~magtwin.micromag.demag.Demag` expects."""
-        return _KspPair(self.ksp1, self.ksp2)
-
-    @property
     def n_air_nodes(self) -> int:
         return 0
 
-
-class _KspPair:
-    """Forwards tolerance settings to several KSPs."""
-
-    NormType = PETSc.KSP.NormType
-
-    def __init__(self, *ksps):
-        self._ksps = [k for k in ksps if k is not None]
-
-    def getNormType(self):
-        return self._ksps[0].getNormType()
-
-    def setNormType(self, norm_type):
-        for k in self._ksps:
-            k.setNormType(norm_type)
-
-    def setTolerances(self, **kw):
-        for k in self._ksps:
-            k.setTolerances(**kw)
