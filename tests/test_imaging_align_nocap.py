@@ -27,9 +27,10 @@ from skimage.registration import phase_cross_correlation
 
 from magtwin.cli.main import main
 from magtwin.imaging import align, drift_model
-from magtwin.io.artefact import ArtefactWriter, read_json_attr
+from magtwin.io.artefact import read_json_attr
 from magtwin.reconstruct.scoring import shift_rms_error
 from magtwin.synth.sample import make_sample
+from tests.util import write_ingest
 
 SHAPE_LONG = [90, 96, 128]
 N_SHORT = 30
@@ -107,13 +108,6 @@ def test_missing_patches_are_not_averaged():
 # ---------------------------------------------------------------------------------------
 # the stage on fresh synthetic stacks without a cap
 # ---------------------------------------------------------------------------------------
-def _ingest(path, stack, vox):
-    with ArtefactWriter(path, "ingest", {"test": True}) as w:
-        v = w.create_volume("volume", stack.shape, stack.dtype)
-        for k in range(stack.shape[0]):
-            v[k] = stack[k]
-        w.h5.attrs["voxel_size_nm"] = tuple(float(x) for x in vox)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +120,7 @@ def runs(tmp_path_factory):
         # three 90-slice samples within the test budget (3x faster synth)
         s = make_sample(seed=seed, shape_px=SHAPE_LONG, cap=False, noise_level=noise, supersample=2)
         d = tmp_path_factory.mktemp(f"nocap{seed}")
-        ing, den, ali = _ingest(d / "01.h5", s.stack, s.voxel_size_nm), d / "02.h5", d / "03.h5"
+        ing, den, ali = write_ingest(d / "01.h5", s.stack, s.voxel_size_nm), d / "02.h5", d / "03.h5"
         assert main(["-q", "denoise", str(ing), "-o", str(den)]) == 0
         assert main(["-q", "align", str(den), "-o", str(ali)]) == 0
         with h5py.File(ali, "r") as f:

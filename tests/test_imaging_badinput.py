@@ -7,20 +7,12 @@ import pytest
 from scipy import ndimage
 
 from magtwin.cli.main import main
-from magtwin.io.artefact import ArtefactWriter
+from tests.util import write_ingest
 
 try:
     from magtwin.synth import make_sample
 except ImportError:  # pragma: no cover
     from magtwin.synth.sample import make_sample
-
-
-def _ingest(path, stack, vox=(10.0, 5.0, 5.0)):
-    with ArtefactWriter(path, "ingest", {}) as w:
-        v = w.create_volume("volume", stack.shape, stack.dtype)
-        v[...] = stack
-        w.h5.attrs["voxel_size_nm"] = vox
-    return path
 
 
 def _fails(capsys, argv, out, *words):
@@ -38,13 +30,13 @@ def _fails(capsys, argv, out, *words):
 
 @pytest.mark.parametrize("value", [0, 1234])
 def test_constant_stack(tmp_path, capsys, value):
-    src = _ingest(tmp_path / "in.h5", np.full((5, 64, 64), value, np.uint16))
+    src = write_ingest(tmp_path / "in.h5", np.full((5, 64, 64), value, np.uint16))
     _fails(capsys, ["denoise", src, "-o", tmp_path / "out.h5"], tmp_path / "out.h5", "constant")
 
 
 def test_single_slice(tmp_path, capsys):
     rng = np.random.default_rng(0)
-    src = _ingest(tmp_path / "in.h5", rng.integers(0, 60000, (1, 64, 64)).astype(np.uint16))
+    src = write_ingest(tmp_path / "in.h5", rng.integers(0, 60000, (1, 64, 64)).astype(np.uint16))
     _fails(capsys, ["denoise", src, "-o", tmp_path / "out.h5"], tmp_path / "out.h5", "1 slice")
     _fails(capsys, ["align", src, "-o", tmp_path / "out.h5"], tmp_path / "out.h5", "1 slice")
 
@@ -53,7 +45,7 @@ def test_drift_beyond_search_range(tmp_path, capsys):
     s = make_sample(seed=31, shape_px=[8, 96, 128])
     stack = s.stack.copy()
     stack[4:] = np.roll(stack[4:], (0, 25), axis=(1, 2))   # a 25 px jump between slices 3 and 4
-    src = _ingest(tmp_path / "in.h5", stack)
+    src = write_ingest(tmp_path / "in.h5", stack)
     den = tmp_path / "den.h5"
     assert main(["-q", "denoise", str(src), "-o", str(den)]) == 0
     out = tmp_path / "ali.h5"
@@ -65,7 +57,7 @@ def test_segmentation_without_grain_boundaries(tmp_path, capsys):
     rng = np.random.default_rng(1)
     tex = ndimage.gaussian_filter(rng.normal(0, 1, (96, 96)), 4)
     stack = 20000 + 3000 * tex / tex.std() + rng.normal(0, 300, (6, 96, 96))
-    src = _ingest(tmp_path / "in.h5", stack.astype(np.uint16))
+    src = write_ingest(tmp_path / "in.h5", stack.astype(np.uint16))
     den, ali, seg = tmp_path / "den.h5", tmp_path / "ali.h5", tmp_path / "seg.h5"
     assert main(["-q", "denoise", str(src), "-o", str(den)]) == 0
     assert main(["-q", "align", str(den), "-o", str(ali), "--set", "cap_rows=null"]) == 0
@@ -74,7 +66,7 @@ def test_segmentation_without_grain_boundaries(tmp_path, capsys):
 
 def test_wrong_stage_and_bad_parameter(tmp_path, capsys):
     rng = np.random.default_rng(2)
-    src = _ingest(tmp_path / "in.h5", rng.integers(0, 60000, (3, 64, 64)).astype(np.uint16))
+    src = write_ingest(tmp_path / "in.h5", rng.integers(0, 60000, (3, 64, 64)).astype(np.uint16))
     out = tmp_path / "out.h5"
     _fails(capsys, ["segment", src, "-o", out], out, "expected 'align'")
     rc = main(["-q", "denoise", str(src), "-o", str(out), "--set", "method=magic"])
@@ -91,7 +83,7 @@ def test_a_blank_slice_is_bridged_with_a_warning(tmp_path):
     s = make_sample(seed=32, shape_px=[12, 128, 160])
     stack = s.stack.copy()
     stack[6] = 0
-    src = _ingest(tmp_path / "in.h5", stack)
+    src = write_ingest(tmp_path / "in.h5", stack)
     files = [src] + [tmp_path / f"{n}.h5" for n in ("den", "ali", "seg", "gr")]
     for st, a, b in zip(("denoise", "align", "segment", "grains"), files, files[1:]):
         assert main(["-q", st, str(a), "-o", str(b)]) == 0, st

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from magtwin.cli.main import main
-from magtwin.io.artefact import ArtefactWriter, read_json_attr
+from magtwin.io.artefact import read_json_attr
 from magtwin.reconstruct.outlines import polygon_area
 from magtwin.reconstruct.scoring import match_grains, shift_rms_error
+from tests.util import write_ingest
 
 try:
     from magtwin.synth import make_sample
@@ -26,14 +27,6 @@ except ImportError:  # pragma: no cover - package layout during development
 
 SHAPE = [24, 128, 160]   # small: ~17 grains > 500 voxels, a few seconds per stage
 STAGES = ("denoise", "align", "segment", "grains")
-
-
-def write_ingest(path, stack, voxel_size_nm):
-    with ArtefactWriter(path, "ingest", {"test": True}) as w:
-        v = w.create_volume("volume", stack.shape, stack.dtype)
-        for k in range(stack.shape[0]):
-            v[k] = stack[k]
-        w.h5.attrs["voxel_size_nm"] = tuple(float(x) for x in voxel_size_nm)
 
 
 def run_stages(folder, sample, upto="grains"):

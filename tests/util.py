@@ -37,3 +37,15 @@ def run_mpi(n: int, *args, timeout=600, env=None) -> subprocess.CompletedProcess
     cmd = ["mpirun", "-n", str(n), sys.executable, *map(str, args)]
     full_env = dict(os.environ, OMPI_MCA_mpi_yield_when_idle="1", **(env or {}))
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)
+
+
+def write_ingest(path, stack, voxel_size_nm=(10.0, 5.0, 5.0)):
+    """Write ``stack`` (z, y, x) as an ingest-stage artefact at ``path`` (returned)."""
+    from magtwin.io.artefact import ArtefactWriter
+
+    with ArtefactWriter(path, "ingest", {"test": True}) as w:
+        v = w.create_volume("volume", stack.shape, stack.dtype)
+        for k in range(stack.shape[0]):
+            v[k] = stack[k]
+        w.h5.attrs["voxel_size_nm"] = tuple(float(x) for x in voxel_size_nm)
+    return path
