@@ -74,3 +74,68 @@ def cli_params(section: str, config_path=None, settings=()) -> dict:
         except yaml.YAMLError:
             raise ConfigError(f"--set: cannot parse the value of {key.strip()!r}: {value!r}") from None
     return params
+
+
+class RowAppender:
+    """A dataset ``name`` of rows ``(n, *row_shape)`` that grows as rows are appended, so a
+    stage streams per-slice records (outlines, tables) to the artefact instead of keeping them
+    in memory. Rows are buffered and written ``block_rows`` at a time (whole gzip chunks);
+    :meth:`close` writes the rest. Memory: one block, whatever the number of slices.
+    """
+
+    def __init__(self, h5: h5py.File, name: str, row_shape: tuple[int, ...], dtype,
+                 block_rows: int = 1 << 15, attrs: Mapping[str, Any] | None = None):
+        self.ds = h5.create_dataset(name, shape=(0, *row_shape), maxshape=(None, *row_shape),
+                                    dtype=dtype, chunks=(block_rows, *row_shape),
+                                    compression="gzip", compression_opts=4, shuffle=True)
+        for k, v in (attrs or {}).items():
+            self.ds.attrs[k] = v
+        self.block_rows = int(block_rows)
+        self.dtype = np.dtype(dtype)
+        self.row_shape = tuple(row_shape)
+        self._buf: list[np.ndarray] = []
+        self._nbuf = 0
+        self.n = 0  # rows appended so far (written or buffered)
+
+    def extend(self, rows) -> None:
+        a = np.asarray(rows, self.dtype).reshape(-1, *self.row_shape)
+        if len(a) == 0:
+            return
+        self._buf.append(a)
+        self._nbuf += len(a)
+        self.n += len(a)
+        if self._nbuf >= self.block_rows:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        if not self._buf:
+            return
+        a = np.concatenate(self._buf)
+        k = len(a) if final else (len(a) // self.block_rows) * self.block_rows
+        if k:
+            n0 = self.ds.shape[0]
+            self.ds.resize(n0 + k, axis=0)
+            self.ds[n0:n0 + k] = a[:k]
+        rest = a[k:]
+        self._buf = [rest] if len(rest) else []
+        self._nbuf = len(rest)
+
+    def close(self) -> h5py.Dataset:
+        self._flush(final=True)
+        return self.ds
+
+
+def count_percentiles(counts: np.ndarray, q) -> np.ndarray:
+    """``np.percentile(values, q)`` (linear interpolation) of non-negative integer values
+    given as a histogram ``counts[v]`` = number of values equal to ``v`` -- so a stage can
+    accumulate a distribution in fixed memory and still report its exact percentiles."""
+    counts = np.asarray(counts)
+    n = int(counts.sum())
+    if n == 0:
+        return np.full(np.shape(q), np.nan)
+    cum = np.cumsum(counts)
+    pos = np.asarray(q, float) / 100.0 * (n - 1)
+    lo, hi = np.floor(pos).astype(np.int64), np.ceil(pos).astype(np.int64)
+    v_lo = np.searchsorted(cum, lo + 1).astype(float)  # value of the lo-th sorted sample
+    v_hi = np.searchsorted(cum, hi + 1).astype(float)
+    return v_lo + (pos - lo) * (v_hi - v_lo)

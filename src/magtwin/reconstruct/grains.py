@@ -20,10 +20,16 @@ under construction, merged with a union-find):
 
 Output ``labels`` uint32 (z, y, x) on the aligned grid, frame of slice 0 (0 = unassigned)
 and a grain table computed from streamed moments.
+
+Memory: label slices stream through the HDF5 artefact; what is kept is per track or grain
+(a few numbers each, in compact arrays) and per section (its track id), never per pixel or
+per slice image, and the weak-border statistics are kept only for pairs of grains that are
+still open (a pair is decided as soon as both of its grains have ended).
 """
 
 from __future__ import annotations
 
+import array
 import contextlib
 import logging
 import os
@@ -73,16 +79,24 @@ def overlaps(prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
 
 class _Tracks:
-    """Union-find over track ids with per-track slice counts."""
+    """Union-find over track ids with per-track slice counts, first and last slice, voxel
+    count (compact ``array`` storage: 8 bytes per number, tens of thousands of tracks)."""
 
     def __init__(self):
-        self.parent: list[int] = []
-        self.length: list[int] = []
+        self.parent = array.array("q")
+        self.length = array.array("q")
+        self.first = array.array("q")
+        self.last = array.array("q")
+        self.voxels = array.array("q")
 
-    def new(self) -> int:
-        self.parent.append(len(self.parent))
+    def new(self, z: int = 0) -> int:
+        t = len(self.parent)
+        self.parent.append(t)
         self.length.append(0)
-        return len(self.parent) - 1
+        self.first.append(z)
+        self.last.append(z)
+        self.voxels.append(0)
+        return t
 
     def find(self, t: int) -> int:
         root = t
@@ -211,19 +225,44 @@ def link_slice(prev: np.ndarray, prev_track: np.ndarray, cur: np.ndarray, tracks
     return out, links
 
 
+class _Ragged:
+    """Per-slice int arrays stored flat (``array``, 8 bytes per entry, no per-slice object):
+    ``r[z]`` is the array appended ``z``-th."""
+
+    def __init__(self):
+        self.flat = array.array("q")
+        self.start = array.array("q", [0])
+
+    def append(self, a: np.ndarray) -> None:
+        self.flat.frombytes(np.ascontiguousarray(a, np.int64).tobytes())
+        self.start.append(len(self.flat))
+
+    def __len__(self) -> int:
+        return len(self.start) - 1
+
+    def __getitem__(self, z: int) -> np.ndarray:
+        if not -len(self) <= z < len(self):
+            raise IndexError(z)
+        z %= len(self)
+        return np.frombuffer(self.flat, np.int64, self.start[z + 1] - self.start[z],
+                             8 * self.start[z]).copy()
+
+    def __iter__(self):
+        return (self[z] for z in range(len(self)))
+
+
 def link_sections(labels2d, out, link_overlap: float = 0.5, min_track_slices: int = 3,
-                  gap_slices: int = 1, boundary=None, split_threshold: float = 0.3,
-                  areas: list | None = None):
+                  gap_slices: int = 1, boundary=None, split_threshold: float = 0.3):
     """Link the sections of a (z, y, x) stack of 2D label slices into 3D tracks.
 
     Writes the (possibly split) slices to ``out`` (same shape; local section ids) and
     returns ``(tracks, track_of)``: ``track_of[z]`` maps the local ids of slice z (index 0
-    unused) to track ids; resolve them with ``tracks.find``. ``areas`` (a list), when given,
-    receives the pixel count per local id of every written slice.
+    unused) to track ids; resolve them with ``tracks.find``. ``tracks.voxels``,
+    ``.first`` and ``.last`` hold each track's pixel count and slice range.
     """
     nz = labels2d.shape[0]
     tracks = _Tracks()
-    track_of: list[np.ndarray] = []
+    track_of = _Ragged()
     history: list[tuple[np.ndarray, np.ndarray]] = []  # (labels, track per label) of recent slices
     for z in range(nz):
         cur = np.asarray(labels2d[z]).astype(np.int64)
@@ -251,13 +290,14 @@ def link_sections(labels2d, out, link_overlap: float = 0.5, min_track_slices: in
                                          min_track_slices=10 ** 9)
                     links.update(more)
         tr = np.zeros(int(cur.max()) + 1, np.int64)
+        area = np.bincount(cur.ravel(), minlength=len(tr))
         for l in range(1, len(tr)):
-            tr[l] = links[l] if l in links else tracks.new()
+            t = tr[l] = links[l] if l in links else tracks.new(z)
+            tracks.voxels[t] += int(area[l])
+            tracks.last[t] = z
         for t in {tracks.find(int(t)) for t in tr[1:]}:
             tracks.length[t] += 1
         out[z] = cur.astype(np.uint32)
-        if areas is not None:
-            areas.append(np.bincount(cur.ravel(), minlength=len(tr)))
         track_of.append(tr)
         history.append((cur, tr))
         if len(history) > gap_slices + 1:
@@ -324,23 +364,20 @@ class _Moments:
         ``2 sqrt(5 lambda)``, longest first; aspect ratio = longest / shortest (a platelet's
         width over its thickness).
         """
-        rows = []
         dv = vox[0] * vox[1] * vox[2]
-        for g in range(1, self.n + 1):
-            m0 = self.m0[g]
-            if m0 == 0:
-                continue
-            mu = self.m1[g] / m0
-            cov = self.m2[g] / m0 - np.outer(mu, mu)
-            # a voxel is a box, not a point: add its own second moment (h^2/12)
-            cov = cov + np.diag(np.asarray(vox, float) ** 2 / 12.0)
-            lam, vec = np.linalg.eigh(cov)
-            order = np.argsort(lam)[::-1]
-            lam, vec = np.clip(lam[order], 0, None), vec[:, order]
-            length = 2.0 * np.sqrt(5.0 * lam)
-            rows.append([g, m0, m0 * dv, *mu, *self.lo[g], *(self.hi[g] + 1), *length,
-                         *vec[:, 0], *vec[:, 1], *vec[:, 2], length[0] / max(length[2], 1e-12)])
-        return np.asarray(rows, np.float64).reshape(-1, len(TABLE_COLUMNS))
+        g = np.flatnonzero(self.m0[1:] > 0) + 1
+        m0 = self.m0[g]
+        mu = self.m1[g] / m0[:, None]
+        cov = self.m2[g] / m0[:, None, None] - mu[:, :, None] * mu[:, None, :]
+        # a voxel is a box, not a point: add its own second moment (h^2/12)
+        cov = cov + np.diag(np.asarray(vox, float) ** 2 / 12.0)
+        lam, vec = np.linalg.eigh(cov)            # ascending eigenvalues, batched
+        lam, vec = np.clip(lam[:, ::-1], 0, None), vec[:, :, ::-1]
+        length = 2.0 * np.sqrt(5.0 * lam)
+        cols = [g, m0, m0 * dv, *mu.T, *self.lo[g].T, *(self.hi[g] + 1).T, *length.T,
+                *vec[:, :, 0].T, *vec[:, :, 1].T, *vec[:, :, 2].T,
+                length[:, 0] / np.maximum(length[:, 2], 1e-12)]
+        return np.stack([np.asarray(c, np.float64) for c in cols], axis=1).reshape(-1, len(TABLE_COLUMNS))
 
 
 def _fill_fragments(lab: np.ndarray, removed: np.ndarray, usable: np.ndarray) -> np.ndarray:
@@ -359,67 +396,78 @@ def _fill_fragments(lab: np.ndarray, removed: np.ndarray, usable: np.ndarray) ->
     return out
 
 
-def border_histograms(labels, boundary, n_bins: int = 64, b_max: float = 2.0) -> dict:
-    """Histogram of the GB evidence ``b`` along the in-plane border of every pair of touching
-    3D grains, accumulated slice by slice: ``{(low id, high id): counts (n_bins,)}``."""
-    hist: dict[tuple[int, int], np.ndarray] = {}
-    for z in range(labels.shape[0]):
-        _add_border_histogram(hist, np.asarray(labels[z]).astype(np.int64),
-                              np.asarray(boundary[z], np.float32), n_bins, b_max)
-    return hist
+class WeakBorders:
+    """Streamed test for grains split along a border without GB evidence.
 
+    Touching grains ``p``, ``q`` are joined when, over all slices, their in-plane border has
+    at least ``min_border_px`` samples of the GB evidence ``b`` (:func:`segment.border_samples`),
+    the median of those samples -- on bins of width ``b_max / n_bins``, taken at the bin
+    centre -- is below ``threshold``, and (when brightness is given) their mean brightness
+    differs by less than ``max_contrast``. The median test needs only two counts per pair:
+    the median bin is at most ``i_max`` iff at least half of the samples fall in bins
+    ``<= i_max``. A pair is decided (and its counts dropped) once both grains have ended
+    (``last[g]``, the last slice of grain ``g``), so memory follows the open pairs only.
+    """
 
-def _add_border_histogram(hist: dict, lab: np.ndarray, b: np.ndarray, n_bins: int = 64,
-                          b_max: float = 2.0) -> None:
-    """Add one slice ``(lab, b)`` to the :func:`border_histograms` ``hist`` (in place)."""
-    from magtwin.reconstruct.segment import border_samples
+    def __init__(self, n_grains: int, last: np.ndarray, threshold: float, min_border_px: int,
+                 max_contrast: float = np.inf, n_bins: int = 64, b_max: float = 2.0):
+        self.m = int(n_grains) + 1
+        self.last = np.asarray(last, np.int64)
+        self.min_border_px = int(min_border_px)
+        self.max_contrast = float(max_contrast)
+        self.n_bins, self.b_max = int(n_bins), float(b_max)
+        self.i_max = int(np.ceil(float(threshold) * n_bins / b_max - 0.5)) - 1
+        self.key = np.zeros(0, np.int64)
+        self.count = np.zeros(0, np.int64)
+        self.low = np.zeros(0, np.int64)
+        self.edges: list[np.ndarray] = []
 
-    l1, l2, v = border_samples(lab, b)
-    if l1.size == 0:
-        return
-    lo, hi = np.minimum(l1, l2), np.maximum(l1, l2)
-    bins = np.clip((v / b_max * n_bins).astype(np.int64), 0, n_bins - 1)
-    m = int(lab.max()) + 1
-    key, cnt = np.unique((lo * m + hi) * n_bins + bins, return_counts=True)
-    pair = key // n_bins
-    starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
-    for i, j in zip(starts.tolist(), np.r_[starts[1:], len(key)].tolist()):
-        pq = divmod(int(pair[i]), m)
-        h = hist.get(pq)
-        if h is None:
-            h = hist[pq] = np.zeros(n_bins, np.int64)
-        np.add.at(h, key[i:j] % n_bins, cnt[i:j])
+    def add(self, lab: np.ndarray, b: np.ndarray) -> None:
+        """Add the border samples of one slice (labels ``lab``, GB evidence ``b``)."""
+        from magtwin.reconstruct.segment import border_samples
 
+        l1, l2, v = border_samples(lab, b)
+        if l1.size == 0:
+            return
+        key = np.minimum(l1, l2).astype(np.int64) * self.m + np.maximum(l1, l2)
+        low = np.clip((v / self.b_max * self.n_bins).astype(np.int64), 0, self.n_bins - 1) <= self.i_max
+        u, inv = np.unique(np.r_[self.key, key], return_inverse=True)
+        self.count = np.bincount(inv, np.r_[self.count, np.ones(key.size, np.int64)]).astype(np.int64)
+        self.low = np.bincount(inv, np.r_[self.low, low.astype(np.int64)]).astype(np.int64)
+        self.key = u
 
-def weak_border_merges(hist: dict, threshold: float, min_border_px: int,
-                       brightness: np.ndarray | None = None, max_contrast: float = np.inf,
-                       n_bins: int = 64, b_max: float = 2.0) -> dict[int, int]:
-    """``{grain: grain it merges into}`` for touching grains whose border median of ``b``
-    (over all slices, at least ``min_border_px`` border samples) is below ``threshold`` and,
-    when ``brightness`` (per grain id) is given, whose brightness differs by less than
-    ``max_contrast`` (pieces of one grain share its orientation contrast)."""
-    cand = []
-    for (p, q), h in hist.items():
-        n = h.sum()
-        if n < min_border_px:
-            continue
-        med = (np.searchsorted(np.cumsum(h), 0.5 * n) + 0.5) * b_max / n_bins
-        if brightness is not None and not abs(brightness[p] - brightness[q]) < max_contrast:
-            continue
-        if med < threshold:
-            cand.append((med, p, q))
-    parent: dict[int, int] = {}
+    def close(self, z: int, brightness: np.ndarray | None = None) -> None:
+        """Decide every pair whose grains both ended at or before slice ``z`` (all pairs for
+        ``z = inf``); ``brightness`` per grain id (NaN = unknown: not joined)."""
+        p, q = self.key // self.m, self.key % self.m
+        done = np.ones(len(p), bool) if z == np.inf else np.maximum(self.last[p], self.last[q]) <= z
+        if not done.any():
+            return
+        p, q, n, lo = p[done], q[done], self.count[done], self.low[done]
+        weak = (n >= self.min_border_px) & (2 * lo >= n)
+        if brightness is not None:
+            with np.errstate(invalid="ignore"):
+                weak &= np.abs(brightness[p] - brightness[q]) < self.max_contrast
+        if weak.any():
+            self.edges.append(np.stack([p[weak], q[weak]], axis=1))
+        keep = ~done
+        self.key, self.count, self.low = self.key[keep], self.count[keep], self.low[keep]
 
-    def find(x: int) -> int:
-        while parent.get(x, x) != x:
-            x = parent[x]
-        return x
+    def merges(self) -> dict[int, int]:
+        """``{grain: grain it joins}`` (the smallest id of its connected group of weak pairs);
+        call after ``close(inf)``."""
+        parent: dict[int, int] = {}
 
-    for _, p, q in sorted(cand):
-        rp, rq = find(p), find(q)
-        if rp != rq:
-            parent[max(rp, rq)] = min(rp, rq)
-    return {x: find(x) for x in parent}
+        def find(x: int) -> int:
+            while parent.get(x, x) != x:
+                x = parent[x]
+            return x
+
+        for p, q in (np.concatenate(self.edges) if self.edges else np.zeros((0, 2), int)).tolist():
+            rp, rq = find(p), find(q)
+            if rp != rq:
+                parent[max(rp, rq)] = min(rp, rq)
+        return {x: find(x) for x in parent}
 
 
 def grain_brightness(labels, image, boundary, n_grains: int, interior_b: float = 0.2) -> np.ndarray:
@@ -429,6 +477,12 @@ def grain_brightness(labels, image, boundary, n_grains: int, interior_b: float =
     for z in range(labels.shape[0]):
         _add_brightness(acc, np.asarray(labels[z]).astype(np.int64), np.asarray(image[z]),
                         np.asarray(boundary[z], np.float32), interior_b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return acc[0] / acc[1]
+
+
+def _mean_brightness(acc: np.ndarray) -> np.ndarray:
+    """Sums / counts of :func:`_add_brightness` as a mean per grain id (NaN where unknown)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return acc[0] / acc[1]
 
@@ -463,21 +517,19 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
         inputs = [in_path] + ([image_path] if image_path is not None else [])
         with ArtefactWriter(out_path, "grains", p, inputs=inputs) as w:
             out = w.create_volume("labels", (nz, ny, nx), np.uint32)
-            areas: list[np.ndarray] = []
             tracks, track_of = link_sections(lab2d, out, float(p["link_overlap"]),
                                              int(p["min_track_slices"]), int(p["gap_slices"]),
                                              f["boundary"] if "boundary" in f else None,
-                                             float(p["split_threshold"]), areas=areas)
+                                             float(p["split_threshold"]))
             n_tracks = len(tracks.parent)
             if n_tracks == 0:
                 raise InputError("the segmentation has no grain sections to link", in_path)
             root = np.array([tracks.find(t) for t in range(n_tracks)], np.int64)
-            size = np.zeros(n_tracks)
-            first = np.full(n_tracks, nz)
-            for z in range(nz):
-                g = root[track_of[z][1:]]
-                np.add.at(size, g, areas[z][1:len(track_of[z])])
-                np.minimum.at(first, g, z)
+            size = np.bincount(root, np.frombuffer(tracks.voxels, np.int64), minlength=n_tracks)
+            first = np.full(n_tracks, nz, np.int64)
+            np.minimum.at(first, root, np.frombuffer(tracks.first, np.int64))
+            last = np.full(n_tracks, -1, np.int64)
+            np.maximum.at(last, root, np.frombuffer(tracks.last, np.int64))
             keep = size >= int(p["min_grain_voxels"])
             if not keep.any():
                 raise InputError(f"no 3D grain reaches grains.min_grain_voxels = {p['min_grain_voxels']} "
@@ -490,9 +542,12 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
             n_fragments = int(((size > 0) & ~keep).sum())
             n_frag_px = 0
             # one pass: final ids, fragments filled, moments, and (for the weak-border test
-            # below) border histograms and grain brightness
+            # below) weak-border counts and grain brightness
             weak_test = "boundary" in f and float(p["merge_threshold_3d"]) > 0
-            hist: dict = {}
+            last_of_grain = np.full(n_grains + 1, -1, np.int64)
+            last_of_grain[new_id[kept]] = last[kept]
+            borders = WeakBorders(n_grains, last_of_grain, float(p["merge_threshold_3d"]),
+                                  int(p["min_border_px"]), float(p["merge_max_contrast"]))
             bright_acc = np.zeros((2, n_grains + 1))
             with contextlib.ExitStack() as stack:
                 img = None
@@ -515,20 +570,17 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
                     mom.add(z, lab, vox)
                     if weak_test:
                         bz = np.asarray(f["boundary"][z], np.float32)
-                        _add_border_histogram(hist, lab, bz)
+                        borders.add(lab, bz)
                         if img is not None:
                             _add_brightness(bright_acc, lab, img[z], bz)
+                        borders.close(z, _mean_brightness(bright_acc) if img is not None else None)
                     progress("grains/label", z, nz)
             # grains split along a border without GB evidence (a persistent over-segmentation,
             # e.g. along a curtaining stripe) are joined, judged on all slices together
             n_weak = 0
             if weak_test:
-                bright = None
-                if image_path is not None:
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        bright = bright_acc[0] / bright_acc[1]
-                into = weak_border_merges(hist, float(p["merge_threshold_3d"]), int(p["min_border_px"]),
-                                          bright, float(p["merge_max_contrast"]))
+                borders.close(np.inf, _mean_brightness(bright_acc) if image_path is not None else None)
+                into = borders.merges()
                 n_weak = len(into)
                 if into:
                     lut = np.arange(n_grains + 1)

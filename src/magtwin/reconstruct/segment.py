@@ -33,7 +33,8 @@ from skimage.filters import sobel
 from skimage.segmentation import watershed
 
 from magtwin.errors import InputError
-from magtwin.imaging.stackio import merged, progress, volume_of, voxel_size_of
+from magtwin.imaging.stackio import (RowAppender, count_percentiles, merged, progress, volume_of,
+                                     voxel_size_of)
 from magtwin.io.artefact import ArtefactWriter, open_artefact
 from magtwin.reconstruct.outlines import outline_polygons
 
@@ -316,8 +317,10 @@ def run_segment(in_path: str | os.PathLike, out_path: str | os.PathLike,
                              f"only {int(mask.sum())} px", in_path)
         tol_px = float(p["outline_tolerance_nm"]) / min(vox[1], vox[2])
         scale = np.array([vox[1], vox[2]])
-        counts, areas, verts, table, contrast, blank = [], [], [], [], [], []
-        nvert = 0
+        # per-slice scalars only; outlines stream to the artefact and section areas go
+        # into a fixed-size histogram, so memory does not grow with the number of slices
+        counts, contrast, blank = [], [], []
+        area_hist = np.zeros(ny * nx + 1, np.int64)
         nslab = max(1, int(p["slab_slices"]) | 1)
         half = nslab // 2
         cache: dict[int, np.ndarray] = {}
@@ -337,16 +340,21 @@ def run_segment(in_path: str | os.PathLike, out_path: str | os.PathLike,
             bvol = w.create_volume("boundary", (nz, ny, nx), np.float16,
                                    attrs={"description": "GB evidence b (slab-averaged), see "
                                                          "magtwin.reconstruct.segment"})
+            verts = RowAppender(w.h5, "outlines/vertices_nm", (2,), np.float64)
+            table = RowAppender(w.h5, "outlines/table", (5,), np.int64,
+                                attrs={"columns": "slice,label,first_vertex,n_vertices,area_px"})
+
             def collect(k: int, res) -> None:
-                nonlocal nvert
                 lab, area, polys = res
                 out[k] = lab
                 counts.append(int(lab.max()))
-                areas.extend(area[1:].tolist())
-                for lbl, poly in polys:
-                    verts.append(poly * scale)
-                    table.append((k, lbl, nvert, len(poly), int(area[lbl])))
-                    nvert += len(poly)
+                np.add.at(area_hist, area[1:], 1)
+                if polys:
+                    n_v = np.array([len(poly) for _, poly in polys], np.int64)
+                    lbl = np.array([lb for lb, _ in polys], np.int64)
+                    first = verts.n + np.r_[0, np.cumsum(n_v)[:-1]]
+                    table.extend(np.stack([np.full(len(lbl), k), lbl, first, n_v, area[lbl]], axis=1))
+                    verts.extend(np.concatenate([poly for _, poly in polys]) * scale)
                 progress("segment", k, nz)
 
             seg_args = (int(p["seed_min_distance_px"]), float(p["merge_threshold"]),
@@ -386,18 +394,17 @@ def run_segment(in_path: str | os.PathLike, out_path: str | os.PathLike,
                 raise InputError("segmentation found no grain boundaries (at most one section in most "
                                  "slices); is this a polycrystal with bright GB lines? see "
                                  "segment.merge_threshold", in_path)
-            w.write("outlines/vertices_nm", np.concatenate(verts) if verts else np.zeros((0, 2)))
-            w.write("outlines/table", np.asarray(table, np.int64).reshape(-1, 5),
-                    attrs={"columns": "slice,label,first_vertex,n_vertices,area_px"})
+            verts.close()
+            table.close()
             w.write("quality/sections_per_slice", np.asarray(counts, np.int64))
             w.write("quality/line_contrast", np.asarray(contrast))
-            a_nm2 = np.asarray(areas, float) * vox[1] * vox[2]
             empty = [k for k, c in enumerate(counts) if c == 0]
             q = {
                 "n_sections": int(sum(counts)),
                 "sections_per_slice_median": float(np.median(counts)),
                 "empty_slices": empty,
-                "section_area_nm2_percentiles_10_50_90": np.percentile(a_nm2, [10, 50, 90]).tolist(),
+                "section_area_nm2_percentiles_10_50_90":
+                    (count_percentiles(area_hist, [10, 50, 90]) * vox[1] * vox[2]).tolist(),
                 "usable_fraction": float(mask.mean()),
                 "line_contrast_median": float(np.median(contrast)),
             }
