@@ -2,12 +2,23 @@
 comparison with PyStack3D (registration and stripe removal) on the same synthetic stack.
 
     python benchmarks/imaging.py --quick          # 40 x 256 x 256, a few minutes
-    python benchmarks/imaging.py                  # 500 x 1024 x 1024 (issue 3 size)
+    nice -n 5 python benchmarks/imaging.py        # 500 x 1024 x 1024 (issue 3 size), resumable
     python benchmarks/imaging.py --shape 100,512,512 --no-peer
+    python benchmarks/imaging.py --redo peer      # only redo the PyStack3D comparison
 
-Reports, per stage, throughput (slices/s) and peak resident memory (each stage runs in its
-own process, RSS polled every 50 ms) on the whole stack and on its first ``--short`` slices
-(default: a fifth; half with --quick): peak memory must not grow with the number of slices.
+Resumable: the stack and every stage's output live in a work folder keyed by shape, seed
+and render scale (default ``/tmp/magtwin-imaging-bench/<Z>x<Y>x<X>_seed<S>_r<scale>``),
+with ``state.json`` recording each finished step (generation, each stage on the whole and
+on the short stack, the peer comparison). A rerun skips finished steps, so an interrupted
+run continues where it stopped and the stack is generated once; ``--redo STEP,...``
+(``generate``, ``denoise``, ``align``, ``segment``, ``grains``, ``peer``; a stage also
+redoes the stages after it) or ``--fresh`` repeat steps.
+
+Reports, per stage, throughput (slices/s), process CPU seconds per slice (user + system of
+the stage process and its workers: disturbed far less than wall time by other load) and peak
+resident memory (each stage runs in its own process, RSS polled every 50 ms) on the whole
+stack and on its first ``--short`` slices (default: a fifth; half with --quick): peak memory
+must not grow with the number of slices.
 Side by side with PyStack3D, in the same run and on the same raw slices:
 
 * registration, like for like: consecutive slice pairs, the same region (the align stage's
@@ -26,7 +37,8 @@ the synthetic sample's noise-free scene at half resolution (10 nm pixels), upsam
 resolution -- the same artefacts as ``magtwin.synth`` at a quarter of its rendering cost.
 PyStack3D needs numpy>=2, so it runs in its own venv, benchmarks/.venv-peers (created on
 first use with `pip install pystack3d`). Writes benchmarks/out/imaging.json
-(imaging_quick.json with --quick). The machine may be shared: compare the ratios.
+(imaging_quick.json with --quick, imaging_<Z>x<Y>x<X>.json with --shape), rewritten after
+every step. The machine may be shared: compare the ratios.
 """
 
 from __future__ import annotations
@@ -241,23 +253,37 @@ def prefix_ingest(src: Path, dst: Path, n: int) -> None:
         w.h5.attrs["voxel_size_nm"] = f.attrs["voxel_size_nm"]
 
 
-def run_stages(folder: Path, ingest: Path, nz: int, tag: str = "", rows: list | None = None
-               ) -> list[dict]:
-    """The four stages, each in its own process; rows of seconds, slices/s, peak RSS
-    (appended to ``rows`` as they finish, when given)."""
-    rows = [] if rows is None else rows
-    files, prev = {}, ingest
-    for i, st in enumerate(("denoise", "align", "segment", "grains")):
+STAGES = ("denoise", "align", "segment", "grains")
+
+
+def run_stages(folder: Path, ingest: Path, nz: int, tag: str = "", state: dict | None = None,
+               save=None) -> list[dict]:
+    """The four stages, each in its own process; rows of seconds, slices/s, CPU s/slice, peak
+    RSS. With ``state`` (a dict persisted by ``save()`` after each stage), stages recorded
+    there whose output still exists are skipped (resume)."""
+    state = {} if state is None else state
+    rows, prev, files = [], ingest, {}
+    for i, st in enumerate(STAGES):
         out = folder / f"{tag}0{i + 2}_{st}.h5"
+        files[st] = out
+        key = f"{tag}{st}"
+        if key in state and out.exists():
+            rows.append(state[key])
+            prev = out
+            continue
         cmd = [sys.executable, "-c", STAGE_CODE, st, str(prev), str(out)]
         if st == "grains":
             cmd.append(str(files["align"]))
         wall, peak, cpu = run_measured(cmd)
-        rows.append({"stage": st, "slices": nz, "seconds": wall, "slices_per_s": nz / wall,
-                     "cpu_seconds": cpu, "cpu_s_per_slice": cpu / nz, "peak_rss_MiB": peak})
+        row = {"stage": st, "slices": nz, "seconds": wall, "slices_per_s": nz / wall,
+               "cpu_seconds": cpu, "cpu_s_per_slice": cpu / nz, "peak_rss_MiB": peak}
         print(f"  {st:8s} {nz:4d} slices {wall:8.1f} s  {nz / wall:7.2f} slices/s  "
               f"{cpu / nz:6.2f} CPU s/slice  peak {peak:7.0f} MiB", flush=True)
-        files[st] = prev = out
+        rows.append(row)
+        state[key] = row
+        if save is not None:
+            save()
+        prev = out
     return rows
 
 
@@ -329,7 +355,11 @@ def main(argv=None) -> int:
     ap.add_argument("--render-scale", type=int, help="render the scene at 1/N resolution "
                     "(default 2 from 1024 x 1024 up, else 1)")
     ap.add_argument("--no-peer", action="store_true", help="skip the PyStack3D comparison")
-    ap.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
+    ap.add_argument("--keep", "--work", dest="work", type=Path,
+                    help="work folder (default: /tmp/magtwin-imaging-bench/<shape>_seed<S>_r<scale>)")
+    ap.add_argument("--redo", default="", help="comma-separated steps to repeat: generate, "
+                    "denoise, align, segment, grains (and the stages after it), peer")
+    ap.add_argument("--fresh", action="store_true", help="repeat every step")
     args = ap.parse_args(argv)
     shape = [int(v) for v in args.shape.split(",")] if args.shape else (
         [40, 256, 256] if args.quick else [500, 1024, 1024])
@@ -338,40 +368,57 @@ def main(argv=None) -> int:
     scale = args.render_scale or (2 if big else 1)
     n_short = args.short or (nz // 2 if args.quick else nz // 5)
     n_des = min(nz, 6 if big else 20)
-    work = args.keep or Path(tempfile.mkdtemp(prefix="magtwin-bench-"))
+    work = args.work or Path(tempfile.gettempdir()) / "magtwin-imaging-bench" / (
+        f"{shape[0]}x{shape[1]}x{shape[2]}_seed{args.seed}_r{scale}")
     work.mkdir(parents=True, exist_ok=True)
-    print(f"stack {shape[0]} x {shape[1]} x {shape[2]}, scene rendered at 1/{scale} "
-          f"(work folder {work})", flush=True)
-    t0 = time.perf_counter()
-    true_shifts, cap_rows = make_stack(work, shape, args.seed, n_des, scale)
-    t_gen = time.perf_counter() - t0
-    print(f"generated in {t_gen:.0f} s", flush=True)
+    state_path = work / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() and not args.fresh else {}
+    redo = {r.strip() for r in args.redo.split(",") if r.strip()}
+    if "generate" in redo:
+        state = {}
+    for st in [st for st in STAGES if st in redo]:
+        for later in STAGES[STAGES.index(st):]:
+            state.pop(later, None)
+            state.pop(f"short_{later}", None)
+    if "peer" in redo:
+        state.pop("peer", None)
+    if state.get("short_slices") not in (None, n_short):  # another short length: redo it
+        for st in STAGES:
+            state.pop(f"short_{st}", None)
 
     OUT.mkdir(parents=True, exist_ok=True)
-    name = "imaging_quick.json" if args.quick and not args.shape else "imaging.json"
-    result = {"shape": shape, "seed": args.seed, "render_scale": scale, "generate_s": t_gen}
+    name = ("imaging_quick.json" if args.quick and not args.shape else
+            f"imaging_{shape[0]}x{shape[1]}x{shape[2]}.json" if args.shape else "imaging.json")
+    result = {"shape": shape, "seed": args.seed, "render_scale": scale, "work_folder": str(work),
+              "load_average_at_start": list(os.getloadavg())}
 
-    def save(stage: str) -> None:  # partial results survive an interrupted run
-        result["completed"] = stage
+    def save() -> None:  # after every step: state for resuming, result for reading
+        state_path.write_text(json.dumps(state, indent=1))
         (OUT / name).write_text(json.dumps(result, indent=2))
 
+    print(f"stack {shape[0]} x {shape[1]} x {shape[2]}, scene rendered at 1/{scale} "
+          f"(work folder {work})", flush=True)
+    if "generate" not in state or not (work / "01_ingest.h5").exists():
+        state = {}
+        t0, c0 = time.perf_counter(), time.process_time()
+        true_shifts, cap_rows = make_stack(work, shape, args.seed, n_des, scale)
+        state["generate"] = {"seconds": time.perf_counter() - t0,
+                             "cpu_seconds": time.process_time() - c0,
+                             "shifts_px": np.asarray(true_shifts).tolist(),
+                             "cap_rows": None if cap_rows is None else [int(c) for c in cap_rows]}
+        save()
+        print(f"generated in {state['generate']['seconds']:.0f} s", flush=True)
+    else:
+        print("stack generated before (cached)", flush=True)
+    gen = state["generate"]
+    true_shifts = np.asarray(gen["shifts_px"])
+    cap_rows = gen["cap_rows"]
+    result.update({"generate_s": gen["seconds"], "generate_cpu_s": gen.get("cpu_seconds"),
+                   "generate_cpu_s_per_slice": (gen.get("cpu_seconds") or np.nan) / nz})
+
     print(f"whole stack ({nz} slices):", flush=True)
-    rows: list[dict] = []
+    rows = run_stages(work, work / "01_ingest.h5", nz, state=state, save=save)
     result["stages"] = rows
-    import threading
-
-    stop = threading.Event()
-
-    def autosave():  # the stage rows so far, every 30 s, for an interrupted run
-        while not stop.wait(30):
-            save("stages partly")
-
-    saver = threading.Thread(target=autosave, daemon=True)
-    saver.start()
-    try:
-        run_stages(work, work / "01_ingest.h5", nz, rows=rows)
-    finally:
-        stop.set()
 
     import h5py
 
@@ -383,51 +430,71 @@ def main(argv=None) -> int:
         denoise_q = json.loads(f.attrs["quality_json"])
     with h5py.File(work / "05_grains.h5", "r") as f:
         grains_q = json.loads(f.attrs["quality_json"])
-    result.update({"stages": rows, "pipeline_drift_rms_px": pipeline_rms,
+    result.update({"pipeline_drift_rms_px": pipeline_rms,
                    "denoise_quality": denoise_q, "grains_quality": grains_q,
-                   "total_stage_seconds": sum(r["seconds"] for r in rows)})
-    save("stages")
-    cmp = None
-    if not args.no_peer:
-        py = ensure_peer()
-        if py is None:
-            print("PyStack3D could not be installed: comparison skipped")
-        else:
-            from magtwin.imaging.align import DEFAULTS as ALIGN, _registration_band
-            band = _registration_band(cap_rows, shape[1], int(ALIGN["cap_margin_px"]))
-            ours = ours_same_work(work, band, n_des)
-            r = subprocess.run([str(py), "-c", PEER_CODE, str(work / "stack.npy"), str(band[0]),
-                                str(band[1]), str(n_des)], capture_output=True, text=True)
-            if r.returncode != 0:
-                print("PyStack3D run failed:\n" + r.stderr[-2000:])
-            else:
-                peer = json.loads(r.stdout.strip().splitlines()[-1])
-                cmp = {
-                    "band_rows": list(band),
-                    "register_time_ratio_peer_over_ours": peer["t_register_s"] / ours["t_register_pairs_s"],
-                    "register_time_ratio_peer_over_ours_stage_method":
-                        peer["t_register_s"] / ours["t_register_stage_s"],
-                    "destripe_time_ratio_peer_over_ours": peer["t_destripe_s"] / ours["t_destripe_s"],
-                    "ours": {k: v for k, v in ours.items() if not k.startswith("shifts")},
-                    "peer": {k: v for k, v in peer.items() if k != "shifts_px"},
-                    "drift_rms_px_ours_pairs": shift_rms_error(ours["shifts_pairs_px"], true_shifts),
-                    "drift_rms_px_ours_stage_method": shift_rms_error(ours["shifts_stage_px"], true_shifts),
-                    "drift_rms_px_peer": shift_rms_error(np.asarray(peer["shifts_px"]), true_shifts),
-                }
-                result["pystack3d"] = cmp
-                save("pystack3d")
+                   "total_stage_seconds": sum(r["seconds"] for r in rows),
+                   "total_stage_cpu_seconds": sum(r["cpu_seconds"] for r in rows)})
+    save()
 
     # memory must not grow with the number of slices: the same stages on the first slices
-    prefix_ingest(work / "01_ingest.h5", work / "short_01_ingest.h5", n_short)
+    if not (work / "short_01_ingest.h5").exists() or state.get("short_slices") != n_short:
+        prefix_ingest(work / "01_ingest.h5", work / "short_01_ingest.h5", n_short)
+        state["short_slices"] = n_short
     print(f"short stack ({n_short} slices):", flush=True)
-    short_rows = run_stages(work, work / "short_01_ingest.h5", n_short, "short_")
+    short_rows = run_stages(work, work / "short_01_ingest.h5", n_short, "short_", state, save)
     result["stages_short"] = short_rows
     result["peak_rss_growth_MiB"] = {r["stage"]: r["peak_rss_MiB"] - s_["peak_rss_MiB"]
                                      for r, s_ in zip(rows, short_rows)}
-    save("all")
+    result["peak_rss_growth_MiB_per_100_slices"] = {
+        k: 100 * v / (nz - n_short) for k, v in result["peak_rss_growth_MiB"].items()}
+    save()
+
+    if not args.no_peer:
+        if "peer" not in state:
+            cmp = peer_comparison(work, shape, cap_rows, true_shifts, n_des)
+            if cmp is not None:
+                state["peer"] = cmp
+                save()
+        if "peer" in state:
+            result["pystack3d"] = state["peer"]
+    result["completed"] = "all"
+    result["load_average_at_end"] = list(os.getloadavg())
+    save()
     print_table(result)
     print(f"\nwritten {OUT / name}")
     return 0
+
+
+def peer_comparison(work: Path, shape, cap_rows, true_shifts, n_des: int) -> dict | None:
+    """Registration and stripe removal, magtwin and PyStack3D side by side on the raw stack."""
+    from magtwin.imaging.align import DEFAULTS as ALIGN, _registration_band
+    from magtwin.reconstruct.scoring import shift_rms_error
+
+    py = ensure_peer()
+    if py is None:
+        print("PyStack3D could not be installed: comparison skipped")
+        return None
+    band = _registration_band(cap_rows, shape[1], int(ALIGN["cap_margin_px"]))
+    print(f"PyStack3D comparison (band rows {band[0]}:{band[1]}, {n_des} slices destriped)", flush=True)
+    ours = ours_same_work(work, band, n_des)
+    r = subprocess.run([str(py), "-c", PEER_CODE, str(work / "stack.npy"), str(band[0]),
+                        str(band[1]), str(n_des)], capture_output=True, text=True)
+    if r.returncode != 0:
+        print("PyStack3D run failed:\n" + r.stderr[-2000:])
+        return None
+    peer = json.loads(r.stdout.strip().splitlines()[-1])
+    return {
+        "band_rows": list(band),
+        "register_time_ratio_peer_over_ours": peer["t_register_s"] / ours["t_register_pairs_s"],
+        "register_time_ratio_peer_over_ours_stage_method":
+            peer["t_register_s"] / ours["t_register_stage_s"],
+        "destripe_time_ratio_peer_over_ours": peer["t_destripe_s"] / ours["t_destripe_s"],
+        "ours": {k: v for k, v in ours.items() if not k.startswith("shifts")},
+        "peer": {k: v for k, v in peer.items() if k != "shifts_px"},
+        "drift_rms_px_ours_pairs": shift_rms_error(ours["shifts_pairs_px"], true_shifts),
+        "drift_rms_px_ours_stage_method": shift_rms_error(ours["shifts_stage_px"], true_shifts),
+        "drift_rms_px_peer": shift_rms_error(np.asarray(peer["shifts_px"]), true_shifts),
+    }
 
 
 def print_table(result: dict) -> None:
@@ -435,13 +502,16 @@ def print_table(result: dict) -> None:
     n_short = result["stages_short"][0]["slices"] if result.get("stages_short") else 0
     result.setdefault("stages_short", [{"peak_rss_MiB": float("nan")}] * len(result["stages"]))
     print(f"\n{nz} x {ny} x {nx} stack (machine shared: compare ratios)")
-    print(f"  {'stage':8s} {'slices/s':>9s} {'CPU s':>9s} {'peak MiB':>9s} {'peak MiB':>9s}")
-    print(f"  {'':8s} {'':>9s} {'/slice':>9s} {f'{nz} sl.':>9s} {f'{n_short} sl.':>9s}")
+    print(f"  {'stage':8s} {'slices/s':>9s} {'CPU s':>9s} {'peak MiB':>9s} {'peak MiB':>9s} {'MiB per':>9s}")
+    print(f"  {'':8s} {'':>9s} {'/slice':>9s} {f'{nz} sl.':>9s} {f'{n_short} sl.':>9s} {'100 sl.':>9s}")
     for r, s_ in zip(result["stages"], result["stages_short"]):
         cpu = r.get("cpu_s_per_slice", float("nan"))
+        grow = (r["peak_rss_MiB"] - s_["peak_rss_MiB"]) * 100 / max(nz - n_short, 1)
         print(f"  {r['stage']:8s} {r['slices_per_s']:9.2f} {cpu:9.2f} {r['peak_rss_MiB']:9.0f} "
-              f"{s_['peak_rss_MiB']:9.0f}")
-    print(f"  generation {result['generate_s']:.0f} s, stages {result['total_stage_seconds']:.0f} s, "
+              f"{s_['peak_rss_MiB']:9.0f} {grow:+9.1f}")
+    print(f"  generation {result['generate_s']:.0f} s ({result.get('generate_cpu_s_per_slice', float('nan')):.2f} "
+          f"CPU s/slice), stages {result['total_stage_seconds']:.0f} s "
+          f"({result.get('total_stage_cpu_seconds', float('nan')):.0f} CPU s), "
           f"pipeline drift RMS {result['pipeline_drift_rms_px']:.3f} px")
     cmp = result.get("pystack3d")
     if not cmp:
