@@ -67,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "bias_max_lag_slices": 16,
     "drift_rate_sigma_px": 0.0,
     "upsample_factor": 20,
+    "lk_iterations": 3,
     "max_shift_px": 64.0,
     "min_correlation": 0.2,
     "cap_min_rows": 12,
@@ -385,7 +386,6 @@ def _estimate_shifts_without_cap(src, p: Mapping[str, Any], path) -> dict:
     nz = src.shape[0]
     grid = tuple(int(v) for v in p["patch_grid"])
     prev = None  # (k, image, spectrum)
-    prev_patches = offset = None
     edges, corr, patches, blank = [], [], [], []
     for k in range(nz):
         img = np.asarray(src[k], np.float64)
@@ -397,15 +397,10 @@ def _estimate_shifts_without_cap(src, p: Mapping[str, Any], path) -> dict:
         spec = spectrum(img)
         if prev is not None:
             j, ref, ref_spec = prev
-            coarse = register(ref_spec, spec, 1)
-            c = overlap_correlation(ref, img, coarse)
-            _check_pair(coarse, c, j, k, p, path)
-            # patches are offset by the whole-slice shift only when it is large: a 1 px offset
-            # for a 0.3 px drift changes which face wins in a patch (measured: larger scatter)
-            offset = tuple(int(v) if abs(v) >= 2 else 0 for v in coarse)
-            ps, spec_p = drift_model.register_patches(
-                ref, img, offset, grid, int(p["upsample_factor"]),
-                prev_patches if offset == (0, 0) else None)
+            whole = register(ref_spec, spec, int(p["upsample_factor"]))
+            c = overlap_correlation(ref, img, whole)
+            _check_pair(whole, c, j, k, p, path)
+            ps = drift_model.register_patches(ref, img, whole, grid, int(p["lk_iterations"]))
             # every pair keeps the same number of patches (a grid coarsened at a large drift
             # is padded with NaN: not averaged, no scatter)
             full = np.full((grid[0] * grid[1], 2), np.nan)
@@ -413,10 +408,6 @@ def _estimate_shifts_without_cap(src, p: Mapping[str, Any], path) -> dict:
             patches.append(full)
             edges.append((j, k))
             corr.append(c)
-        if prev is None or offset != (0, 0):  # patch spectra of the zero-offset tiling
-            prev_patches = drift_model.patch_spectra(img, *drift_model.patch_tiles(img.shape, (0, 0), grid))
-        else:
-            prev_patches = spec_p
         prev = (k, img, spec)
         progress("align/register", k, nz)
     _check_blank(blank, nz, path)
