@@ -34,9 +34,10 @@ DEFAULTS: dict[str, Any] = {
     "scale_px": 2.0,
     "destripe": True,
     "stripe_axis": "y",
-    "stripe_width_px": 20.0,
+    "stripe_width_px": 30.0,
     "stripe_length_px": 150.0,
     "stripe_multiplicative": True,
+    "stripe_reference": "median",
     "shading": True,
     "shading_sigma_px": 150.0,
     "normalise": True,
@@ -128,7 +129,7 @@ def process_slice(img: np.ndarray, params: Mapping[str, Any]) -> tuple[np.ndarra
          "stripe_power_before": quality.stripe_power(a, axis)}
     if p["destripe"]:
         a = destripe.remove_stripes(a, p["stripe_width_px"], p["stripe_length_px"], axis,
-                                    bool(p["stripe_multiplicative"]))
+                                    bool(p["stripe_multiplicative"]), p["stripe_reference"])
     if p["shading"]:
         a = shading.flatten(a, p["shading_sigma_px"])
     if p["normalise"]:
@@ -156,6 +157,8 @@ def run_denoise(in_path: str | os.PathLike, out_path: str | os.PathLike,
     p = merged(DEFAULTS, params, "denoise")
     if p["method"] not in METHODS:
         raise ConfigError(f"denoise.method: {p['method']!r} is not one of {', '.join(METHODS)}")
+    if p["stripe_reference"] not in ("median", "gaussian"):
+        raise ConfigError(f"denoise.stripe_reference: {p['stripe_reference']!r} is not 'median' or 'gaussian'")
     if p["stripe_axis"] not in ("y", "x"):
         raise ConfigError(f"denoise.stripe_axis: {p['stripe_axis']!r} is not 'y' or 'x'")
     with open_artefact(in_path, "ingest") as f:
