@@ -280,3 +280,115 @@ def test_config_schema_defaults_are_the_library_defaults():
     validate_config(cfg, sub)
     for mod, sec in ((de, "denoise"), (al, "align"), (se, "segment"), (gr, "grains")):
         assert cfg[sec] == mod.DEFAULTS, sec
+
+
+def _curtained_synthetic_slice(seed: int, n: int = 384):
+    """One noise-free synthetic slice (magtwin.synth renderer, no cap) with and without its
+    FIB curtains (magtwin.synth.artefacts.Curtains at the default strength), and the same
+    with Poisson-Gaussian noise: (dirty, clean, noisy) grey values, float."""
+    from magtwin.synth import SampleGenerator
+    from magtwin.synth.artefacts import Curtains, intensity_to_dn, poisson_gaussian
+
+    gen = SampleGenerator(None, seed=seed, shape_px=[1, n, n], supersample=1, cap=False)
+    p, r = gen.params, gen.renderer
+    vz, vy, vx = p["voxel_size_nm"]
+    rng = np.random.default_rng([seed, 7])
+    curtains = Curtains.random((-10 * vx, (n + 10) * vx), n * vy, vx, p["curtaining"],
+                               p["curtain_period_slices"], rng)
+    clean = r.ideal_window(0, (0.0, 0.0), (n, n))
+    dirty = clean * curtains.factor(0, np.arange(n) * vx, np.arange(n) * vy - r.y_top)
+    noisy = poisson_gaussian(dirty, p["noise_level"], p["noise_poisson_fraction"],
+                             p["grain_intensity"], rng)
+    return tuple(intensity_to_dn(a).astype(float) for a in (dirty, clean, noisy))
+
+
+@pytest.mark.parametrize("seed", [31, 32])
+def test_remove_stripes_on_synthetic_fib_curtains(seed):
+    # The synthetic FIB curtains (many overlapping stripes 0.6-2.5 px wide, ending at random
+    # depths) that the 1024^2 benchmark scores, on a 768^2 slice:
+    # * noise-free: at least 2/3 of the curtain pattern is removed (affine fit, residual
+    #   <= 1/3; PyStack3D's VSNR leaves 0.28-0.32 of these curtains at 1024^2), and the
+    #   running-median reference leaves clearly less than the Gaussian high-pass of the same
+    #   slice (0.21-0.31 against 0.34-0.42 on seeds 31-34);
+    # * noisy: the removed pattern matches the true curtains to within half their amplitude
+    #   (whatever else is removed -- noise, grain structure -- counts as error), and better
+    #   than with the Gaussian reference.
+    dirty, clean, noisy = _curtained_synthetic_slice(seed, 768)
+
+    def residual(out):
+        a = np.stack([out.ravel(), np.ones(out.size)], 1)
+        c, *_ = np.linalg.lstsq(a, clean.ravel(), rcond=None)
+        return np.std(a @ c - clean.ravel()) / np.std(dirty - clean)
+
+    def noisy_residual(out):
+        a = np.stack([out.ravel(), np.ones(out.size)], 1)
+        c, *_ = np.linalg.lstsq(a, noisy.ravel(), rcond=None)
+        removed = noisy.ravel() - a @ c
+        return np.std(removed - (dirty - clean).ravel()) / np.std(dirty - clean)
+
+    def median_and_gaussian(img):
+        return (destripe.remove_stripes(img, multiplicative=True),
+                destripe.remove_stripes(img, 20.0, multiplicative=True, reference="gaussian"))
+
+    res, res_gauss = (residual(o) for o in median_and_gaussian(dirty))
+    assert res < 1 / 3
+    assert res < 0.85 * res_gauss
+    nres, nres_gauss = (noisy_residual(o) for o in median_and_gaussian(noisy))
+    assert nres < 0.5
+    assert nres < nres_gauss
+
+
+# ---------------------------------------------------------------- streaming helpers
+def test_count_percentiles_equal_numpy_percentiles():
+    from magtwin.imaging.stackio import count_percentiles
+
+    rng = np.random.default_rng(8)
+    for n in (1, 2, 7, 1000):
+        v = rng.integers(0, 500, n)
+        q = [0, 10, 50, 90, 100]
+        assert count_percentiles(np.bincount(v), q) == pytest.approx(np.percentile(v, q))
+
+
+def test_row_appender_writes_every_row_in_order(tmp_path):
+    import h5py
+
+    from magtwin.imaging.stackio import RowAppender
+
+    rows = np.arange(46, dtype=np.int64).reshape(23, 2)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        app = RowAppender(f, "t", (2,), np.int64, block_rows=4)
+        for start in range(0, 23, 3):   # blocks that straddle the buffer size
+            app.extend(rows[start:start + 3])
+        app.extend(np.zeros((0, 2)))
+        assert app.n == 23
+        app.close()
+        assert np.array_equal(f["t"][...], rows)
+
+
+def test_weak_borders_join_grains_by_the_median_of_their_border():
+    # grains 1 | 2 | 3 side by side over 3 slices; b along the 1-2 border is 0.1 on 60 % of
+    # its rows (median below the 0.3 threshold), along 2-3 it is 0.1 on 40 % only
+    lab = np.zeros((20, 30), np.int64)
+    lab[:, :10], lab[:, 10:20], lab[:, 20:] = 1, 2, 3
+    b = np.full(lab.shape, 1.0, np.float32)
+    b[:12, 9:11] = 0.1
+    b[:8, 19:21] = 0.1
+    last = np.array([-1, 2, 2, 2])
+    wb = grains.WeakBorders(3, last, threshold=0.3, min_border_px=50)
+    for z in range(3):
+        wb.add(lab, b)
+        wb.close(z)
+    assert len(wb.key) == 0                 # both pairs decided once their grains ended
+    assert wb.merges() == {2: 1}
+    # too short a border (20 samples per slice x 3 < 100): never joined
+    wb = grains.WeakBorders(3, last, threshold=0.3, min_border_px=100)
+    for z in range(3):
+        wb.add(lab, b)
+    wb.close(np.inf)
+    assert wb.merges() == {}
+    # different brightness: not pieces of one grain
+    wb = grains.WeakBorders(3, last, threshold=0.3, min_border_px=50, max_contrast=0.1)
+    for z in range(3):
+        wb.add(lab, b)
+    wb.close(np.inf, brightness=np.array([np.nan, 0.4, 0.6, 0.6]))
+    assert wb.merges() == {}
