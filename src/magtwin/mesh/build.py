@@ -1,12 +1,13 @@
 """Mesh stage: ``06_model.h5`` -> ``07_mesh.h5`` (+ optional XDMF/VTU for ParaView).
 
-Surface: every PLC facet is triangulated with edge length ``gb_size_nm`` / ``tj_size_nm`` /
+Surface: the exact PLC of the model loses its features below ``snap_tol_nm`` (short edges
+merged, T-junctions closed, :mod:`magtwin.mesh.regularize`), then every facet is
+triangulated by Triangle with edge length ``gb_size_nm`` / ``tj_size_nm`` /
 ``grain_size_nm`` (the smallest of the two regions it separates), shared edges split
-identically on both sides. Features below ``snap_tol_nm`` are then collapsed on that
-surface (:mod:`magtwin.mesh.snap`) and TetGen checks it for self-intersections (``-d``).
+identically on both sides; where facets would intersect, the tolerance is reduced there.
 Volume: TetGen with the radius–edge bound and per-region volume bounds (regular tetrahedron
-of the region kind's size); the surface is kept (``-Y``) whenever snapping changed it,
-because TetGen's refinement around collapsed features runs away or loops.
+of the region kind's size), the surface kept as triangulated (``-Y``); then the remaining
+slivers are removed by vertex smoothing (:mod:`magtwin.mesh.optimize`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import numpy as np
 from magtwin.errors import InputError
 from magtwin.io.mesh_artefact import MeshData, tetrahedron_volumes, write_mesh_artefact
 from magtwin.mesh.optimize import remove_slivers
-from magtwin.mesh.plc import build_plc, open_edges, orient_triangles, triangulate
+from magtwin.mesh.plc import build_plc, open_edges
+from magtwin.mesh.regularize import regular_surface
 from magtwin.mesh.quality import quality_report
-from magtwin.mesh.snap import snap_surface
-from magtwin.mesh.tetmesh import check_surface, regular_tet_volume, tetrahedralize
+from magtwin.mesh.tetmesh import regular_tet_volume, tetrahedralize
 from magtwin.model.build import read_model, rebuild_geometry
 
 LOG = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "min_dihedral_deg": 0.0,
     "max_elements": 2_000_000,
     "sliver_target_deg": 10.0,
-    "snap_tol_nm": 0.01,
+    "snap_tol_nm": 0.2,
     "optimize_level": 2,
     "optimize_max_dihedral_deg": 165.0,
     "export_xdmf": True,
@@ -60,62 +61,37 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
     plc = build_plc(kept, merge_tol=1e-8 * extent)
     fsize = np.array([min(size[kinds[reg[f.a]]], size[kinds[reg[f.b]]] if f.b >= 0 else np.inf)
                       for f in plc.facets])
-    pts, tris, owner = triangulate(plc, fsize)
-    if open_edges(tris):
-        raise InputError(f"internal error: the model surface has {open_edges(tris)} open edges", source)
-    tris, front, back = orient_triangles(geom, plc, pts, tris, owner, reg)
+    back = np.array([reg[f.a] for f in plc.facets])
+    front = np.array([reg[f.b] if f.b >= 0 else 0 for f in plc.facets])
     seeded = {p.region for p in geom.pieces if not p.sliver}
     sel = [k for k, p in enumerate(geom.pieces) if not p.sliver or p.region not in seeded]
     seeds = np.array([geom.pieces[k].poly.centroid() for k in sel])
     seed_reg = reg[sel]
     seed_vol = np.array([regular_tet_volume(size[kinds[r]]) for r in seed_reg])
-    # the exact surface is a valid PLC but has edges and triangle heights down to 1e-5 nm
-    # (short Laguerre edges, nearly coincident offset planes) on which TetGen aborts:
-    # collapse them (magtwin.mesh.snap), let TetGen check that the result does not
-    # self-intersect, then mesh the volume keeping that surface (-Y). A vertex snapped onto
-    # a segment can, rarely, leave a pinch that TetGen fills with a flat element: then the
-    # snapping is redone at another tolerance (a different set of collapses).
-    snap_tol = float(prm["snap_tol_nm"])
-    last_error = None
-    t1 = t2 = time.perf_counter()
-    snapped = {}
-    # First the exact surface, TetGen free to split it (best elements next to it; works for
-    # small models); its added points are capped (-S) and it gets a time limit. Then the
-    # snapped surface kept as it is (-Y): around collapsed features TetGen's refinement
-    # runs away (x40 elements), loops or aborts.
-    for factor, keep in ((0.0, False), (1.0, True), (0.5, True), (2.0, True), (0.25, True)):
-        tol = snap_tol * factor
-        if tol not in snapped:
-            snapped[tol] = snap_surface(pts, tris, front, back, geom.box_lo, geom.box_hi, tol, 1e-9 * extent)
-        spts, stris, _, _, snap_report = snapped[tol]
-        if open_edges(stris):
-            raise InputError(f"internal error: snapping at {tol:g} nm opened the model surface", source)
-        # surface-dominated element count: refuse runaway meshes before TetGen
-        est = 3 * len(stris)
-        if est > prm["max_elements"]:
-            raise InputError(f"the mesh would have about {est} elements (> mesh.max_elements = "
-                             f"{prm['max_elements']}); down-scale (model.scale), crop (model.crop_nm) or "
-                             f"use larger mesh sizes", source)
-        t1 = time.perf_counter()
-        try:
-            check_surface(spts, stris, source, f"after collapsing features below {tol:g} nm (mesh.snap_tol_nm)")
-            nodes, tets, rid = tetrahedralize(spts, stris, seeds, seed_reg, seed_vol, float(prm["radius_edge_ratio"]),
-                                              float(prm["min_dihedral_deg"]), source, keep_surface=keep,
-                                              opt_level=int(prm["optimize_level"]),
-                                              opt_max_dihedral_deg=float(prm["optimize_max_dihedral_deg"]),
-                                              max_steiner=None if keep else 4 * len(spts))
-        except InputError as exc:
-            LOG.warning("meshing with features below %g nm collapsed (keep surface: %s) failed: %s", tol, keep,
-                        exc.problem)
-            last_error = exc
-            continue
-        t2 = time.perf_counter()
-        break
-    else:
-        raise InputError(f"{last_error.problem}, also at every snapping tolerance tried ({snap_tol:g} nm x 0.25..2); "
-                         "try another mesh.snap_tol_nm or mesh sizes", source)
+    tol = float(prm["snap_tol_nm"])
+    stris_pts, stris, _, _, snap_report = regular_surface(plc.points, plc.loops, back, front, fsize, geom.box_lo,
+                                                          geom.box_hi, tol, 1e-9 * extent)
+    if open_edges(stris):
+        raise InputError(f"internal error: the regularised model surface has {open_edges(stris)} open edges", source)
+    if snap_report["remaining_intersections"]:
+        raise InputError(f"the model surface intersects itself in {snap_report['remaining_intersections']} triangle "
+                         "pairs even where features were kept exact; try another model.min_feature_nm", source)
+    # surface-dominated element count: refuse runaway meshes before TetGen
+    if 3 * len(stris) > prm["max_elements"]:
+        raise InputError(f"the mesh would have about {3 * len(stris)} elements (> mesh.max_elements = "
+                         f"{prm['max_elements']}); down-scale (model.scale), crop (model.crop_nm) or "
+                         f"use larger mesh sizes", source)
+    t1 = time.perf_counter()
+    # the surface is kept as triangulated (-Y): its triangles are already of the wanted
+    # size and shape, and TetGen's boundary recovery next to the regularised (slightly
+    # non-planar) facets can fail when it may split them
+    nodes, tets, rid = tetrahedralize(stris_pts, stris, seeds, seed_reg, seed_vol, float(prm["radius_edge_ratio"]),
+                                      float(prm["min_dihedral_deg"]), source, keep_surface=True,
+                                      opt_level=int(prm["optimize_level"]),
+                                      opt_max_dihedral_deg=float(prm["optimize_max_dihedral_deg"]))
+    t2 = time.perf_counter()
     tris = stris
-    snap_report = {**snap_report, "tol_nm": tol, "keep_surface": keep}
+    snap_report = {**snap_report, "tol_nm": tol}
     if len(tets) > prm["max_elements"]:
         raise InputError(f"the mesh has {len(tets)} elements (> mesh.max_elements = {prm['max_elements']})", source)
     sliver_report = {}

@@ -201,149 +201,62 @@ def build_plc(facets: list[Facet], merge_tol: float) -> PLC:
     return PLC(pts, out_loops, kept)
 
 
-def triangulate(plc: PLC, facet_size_nm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Triangulate every facet with triangles of edge about ``facet_size_nm[k]`` (nm).
+def triangulate(points: np.ndarray, loops: list, facet_size_nm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quality triangulation of every facet with triangles of edge about ``facet_size_nm[k]``.
 
     Each PLC edge is split into equal parts no longer than the smallest size of the facets
-    sharing it (so both sides match node for node); facet interiors get a triangular lattice
-    of points and a 2D Delaunay triangulation (the boundary of a convex polygon is always
-    Delaunay). Returns ``(points (N, 3), triangles (T, 3), facet index (T,))``.
+    sharing it (so both sides match node for node); each facet (a simple polygon, planar or
+    within the regularisation tolerance of its best-fit plane) is then meshed in that plane
+    by Shewchuk's Triangle (the ``triangle`` package): constrained Delaunay refinement with
+    a minimum angle of 28° and the area of an equilateral triangle of the facet's size, no
+    point added on the boundary (``Y``), interior points placed on the best-fit plane.
+    Returns ``(points (N, 3), triangles (T, 3), facet index (T,), bad facets)``: a facet
+    whose projected boundary is not a simple polygon (folded by regularisation) is listed in
+    ``bad`` and triangulated as well as Triangle can, leaving open edges.
     """
-    pts = [p for p in plc.points]
+    import triangle
+
+    points = np.asarray(points, float)
+    pts = [p for p in points]
     seg_size: dict[tuple[int, int], float] = {}
-    for loop, h in zip(plc.loops, facet_size_nm):
+    for loop, h in zip(loops, facet_size_nm):
         for a, b in zip(loop, loop[1:] + loop[:1]):
             key = (a, b) if a < b else (b, a)
             seg_size[key] = min(seg_size.get(key, np.inf), float(h))
     seg_points: dict[tuple[int, int], list[int]] = {}
     for (a, b), h in seg_size.items():
-        pa, pb = plc.points[a], plc.points[b]
+        pa, pb = points[a], points[b]
         n = int(np.ceil(np.linalg.norm(pb - pa) / h - 1e-9))
-        ids = []
-        for q in range(1, n):
-            ids.append(len(pts))
-            pts.append(pa + (pb - pa) * (q / n))
-        seg_points[(a, b)] = ids
-    tris, owner = [], []
-    for k, (loop, h) in enumerate(zip(plc.loops, facet_size_nm)):
+        seg_points[(a, b)] = list(range(len(pts), len(pts) + max(n - 1, 0)))
+        pts.extend(pa + (pb - pa) * (q / n) for q in range(1, n))
+    tris, owner, bad = [], [], []
+    for k, (loop, h) in enumerate(zip(loops, facet_size_nm)):
         bnd = []
         for a, b in zip(loop, loop[1:] + loop[:1]):
             bnd.append(a)
             mid = seg_points[(a, b) if a < b else (b, a)]
             bnd.extend(mid if a < b else mid[::-1])
-        t = _fill_polygon(bnd, float(h), pts)
-        tris.extend(t)
-        owner.extend([k] * len(t))
-    return np.asarray(pts), np.asarray(tris, np.int64), np.asarray(owner)
-
-
-def _fill_polygon(bnd, h, pts) -> list:
-    """Triangles of one convex facet with boundary vertex ids ``bnd``; appends interior
-    points to ``pts``."""
-    from scipy.spatial import Delaunay, QhullError
-
-    loop3 = np.array([pts[i] for i in bnd])
-    # plane basis from the facet's own normal, sign-canonical, and a lattice anchored at the
-    # world origin: parallel facets (the two faces of a GB slab) get the same projected
-    # lattice, so the elements between them are well-shaped prisms rather than slivers
-    area_vec = cross(loop3[1:-1] - loop3[0], loop3[2:] - loop3[0]).sum(axis=0)
-    nn = area_vec / np.linalg.norm(area_vec)
-    if nn[np.argmax(np.abs(nn))] < 0:
-        nn = -nn
-    u, w = _plane_basis(nn)
-    height = float(loop3.mean(axis=0) @ nn)
-    o = height * nn
-    p2 = np.column_stack([loop3 @ u, loop3 @ w])
-    lo, hi = p2.min(axis=0), p2.max(axis=0)
-    inner = np.zeros((0, 2))
-    if min(hi - lo) > 1.2 * h:
-        dy = h * np.sqrt(3) / 2
-        j = np.arange(np.floor(lo[1] / dy), np.ceil(hi[1] / dy) + 1)
-        i = np.arange(np.floor(lo[0] / h) - 1, np.ceil(hi[0] / h) + 1)
-        ii, jj = np.meshgrid(i, j, indexing="ij")
-        cand = np.column_stack([((ii + 0.5 * (jj % 2)) * h).ravel(), (jj * dy).ravel()])
-        inside = (cand[:, 0] > lo[0]) & (cand[:, 0] < hi[0]) & (cand[:, 1] > lo[1]) & (cand[:, 1] < hi[1])
-        cand = cand[inside]
-        if len(cand):
-            a, b = p2, np.roll(p2, -1, axis=0)
-            e = b - a
-            ln = np.hypot(e[:, 0], e[:, 1])
-            ok = ln > 0
-            d = (e[ok, 0][None] * (cand[:, 1:2] - a[ok, 1][None]) - e[ok, 1][None] * (cand[:, 0:1] - a[ok, 0][None])) / ln[ok][None]
-            sgn = np.sign(np.sum(p2[:, 0] * np.roll(p2[:, 1], -1) - np.roll(p2[:, 0], -1) * p2[:, 1]))
-            inner = cand[np.all(sgn * d >= 0.6 * h, axis=1)]
-    allp = np.vstack([p2, inner])
-    ids = list(bnd) + list(range(len(pts), len(pts) + len(inner)))
-    for q in inner:
-        pts.append(o + q[0] * u + q[1] * w)
-    poly_area = polygon_area(loop3)
-    try:
-        tri = Delaunay(allp)
-        simp = tri.simplices
-        a2 = allp[simp]
-        ar = 0.5 * np.abs((a2[:, 1, 0] - a2[:, 0, 0]) * (a2[:, 2, 1] - a2[:, 0, 1])
-                          - (a2[:, 1, 1] - a2[:, 0, 1]) * (a2[:, 2, 0] - a2[:, 0, 0]))
-        simp = simp[ar > 1e-14 * max(poly_area, 1e-300)]
-        ar = ar[ar > 1e-14 * max(poly_area, 1e-300)]
-        m = len(p2)
-        # a valid disc: boundary edges used once, all other edges twice
-        ecount: dict[tuple[int, int], int] = {}
-        for t in simp:
-            for i in range(3):
-                key = tuple(sorted((int(t[i]), int(t[(i + 1) % 3]))))
-                ecount[key] = ecount.get(key, 0) + 1
-        bset = {tuple(sorted((q, (q + 1) % m))) for q in range(m)}
-        boundary_ok = all(ecount.get(e, 0) == 1 for e in bset) and all(
-            c == 2 for e, c in ecount.items() if e not in bset)
-        if (boundary_ok and abs(ar.sum() - poly_area) <= 1e-9 * poly_area
-                and len(np.unique(simp)) == len(allp)):
-            return [tuple(ids[i] for i in s) for s in simp]
-    except (QhullError, ValueError):
-        pass
-    # thin or degenerate facet: fan from a clean corner or from the centre
-    if len(inner):
-        del pts[len(pts) - len(inner):]
-    m = len(bnd)
-    for s0 in range(m):
-        if _fan_ok(loop3, s0):
-            order = bnd[s0:] + bnd[:s0]
-            return [(order[0], order[q], order[q + 1]) for q in range(1, m - 1)]
-    ci = len(pts)
-    pts.append(loop3.mean(axis=0))
-    return [(ci, bnd[q], bnd[(q + 1) % m]) for q in range(m)]
-
-
-def _fan_ok(loop3: np.ndarray, s: int) -> bool:
-    """True if fanning the polygon ``loop3`` (k, 3) from vertex ``s`` gives no degenerate
-    triangle."""
-    p = np.roll(loop3, -s, axis=0)
-    areas = np.linalg.norm(cross(p[1:-1] - p[0], p[2:] - p[0]), axis=1)
-    return areas.min() > 1e-9 * areas.max()
-
-
-def orient_triangles(geom, plc: PLC, points: np.ndarray, triangles: np.ndarray, owner: np.ndarray,
-                     piece_region: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Orient every triangle so that its normal points from the facet's piece ``a`` to its
-    piece ``b`` (out of the box on the box surface). Returns the triangles and the region in
-    ``front`` of and ``back`` of each (0 = outside the box)."""
-    planes = geom.planes
-    centre = 0.5 * (np.asarray(geom.box_lo) + np.asarray(geom.box_hi))
-    normal = np.empty((len(plc.facets), 3))
-    front = np.empty(len(plc.facets), np.int64)
-    back = np.empty(len(plc.facets), np.int64)
-    for k, f in enumerate(plc.facets):
-        n = planes.n(f.plane)  # overlay_facets: piece a on n·x <= c, b on the other side
-        if f.b < 0 and n @ centre > planes.c(f.plane):
-            n = -n
-        normal[k] = n
-        back[k] = piece_region[f.a]
-        front[k] = piece_region[f.b] if f.b >= 0 else 0
-    q = points[triangles]
-    tn = cross(q[:, 1] - q[:, 0], q[:, 2] - q[:, 0])
-    tri = triangles.copy()
-    flip = np.einsum("ij,ij->i", tn, normal[owner]) < 0
-    tri[flip] = tri[flip][:, [0, 2, 1]]
-    return tri, front[owner], back[owner]
+        loop3 = np.array([pts[i] for i in bnd])
+        # Newell normal: the best-fit plane of a (slightly non-planar) polygon
+        nn = np.sum(cross(loop3, np.roll(loop3, -1, axis=0)), axis=0)
+        nn /= np.linalg.norm(nn)
+        u, w = _plane_basis(nn)
+        o = float(loop3.mean(axis=0) @ nn) * nn
+        p2 = np.column_stack([loop3 @ u, loop3 @ w])
+        m = len(bnd)
+        area = float(h) ** 2 * np.sqrt(3.0) / 4.0
+        res = triangle.triangulate({"vertices": p2, "segments": np.column_stack([np.arange(m), (np.arange(m) + 1) % m])},
+                                   f"pq28a{area:.6g}YQ")
+        tv, tt = res["vertices"], res.get("triangles", np.zeros((0, 3), int))
+        kept = {(min(a, b), max(a, b)) for t in tt for a, b in ((t[0], t[1]), (t[1], t[2]), (t[2], t[0]))}
+        if len(tv) < m or any((min(q, (q + 1) % m), max(q, (q + 1) % m)) not in kept for q in range(m)):
+            bad.append(k)
+            tv, tt = tv[:m], tt[np.all(tt < m, axis=1)] if len(tv) >= m else np.zeros((0, 3), int)
+        ids = list(bnd) + list(range(len(pts), len(pts) + len(tv) - m))
+        pts.extend(o + q[0] * u + q[1] * w for q in tv[m:])
+        tris.extend([ids[a], ids[b], ids[c]] for a, b, c in tt)
+        owner.extend([k] * len(tt))
+    return np.asarray(pts), np.asarray(tris, np.int64).reshape(-1, 3), np.asarray(owner, np.int64), bad
 
 
 def open_edges(triangles: np.ndarray) -> int:
