@@ -413,7 +413,10 @@ def main(argv=None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     name = ("imaging_quick.json" if args.quick and not args.shape else
             f"imaging_{shape[0]}x{shape[1]}x{shape[2]}.json" if args.shape else "imaging.json")
+    commit = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
     result = {"shape": shape, "seed": args.seed, "render_scale": scale, "work_folder": str(work),
+              "commit": commit, "cpu_count": os.cpu_count(),
               "load_average_at_start": list(os.getloadavg())}
 
     def save() -> None:  # after every step: state for resuming, result for reading
