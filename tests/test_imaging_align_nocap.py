@@ -69,6 +69,17 @@ def test_patch_shifts_recover_a_pure_translation_without_shrinkage():
     assert np.abs(got - truth).max() < 0.5, got - truth
 
 
+def test_shifted_patches_equal_a_cubic_spline_shift_of_the_image():
+    from scipy import ndimage
+    rng = np.random.default_rng(0)
+    img = ndimage.gaussian_filter(rng.normal(size=(80, 90)), 2)
+    t = np.array([[0.3, -1.4], [-2.45, 0.1]])
+    got = drift_model.shifted_patches(img, [20], [20, 50], 30, 25, t)
+    want = np.stack([ndimage.shift(img, ti, order=3, mode="nearest")[20:50, x:x + 25]
+                     for ti, x in zip(t, [20, 50])])
+    np.testing.assert_allclose(got, want, atol=1e-9)
+
+
 def test_wiener_shifts_match_the_closed_form_for_white_bias():
     # white drift increments (variance a) plus white bias (variance c): the minimum-variance
     # estimate of each increment is a / (a + c) * m, and the posterior variance of the sum of
