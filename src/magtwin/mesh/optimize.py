@@ -7,7 +7,9 @@ elements around it and keeps them all positively oriented. Geometry is never cha
 
 * a vertex inside one region moves freely;
 * a vertex on exactly one planar interface or box face moves within that plane;
-* vertices on edges/corners of the model (several planes) stay fixed.
+* a vertex on one straight edge of the model (where two or more interface planes meet along
+  one line) slides along it;
+* vertices at corners of the model stay fixed.
 
 Topology is untouched, so conformity and region ids are preserved, and so is every region's
 volume (interfaces do not move).
@@ -41,23 +43,31 @@ def _interface_faces(tets: np.ndarray, region: np.ndarray) -> np.ndarray:
 
 
 def vertex_freedom(points: np.ndarray, tets: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per vertex: ``dof`` (3 free, 2 in a plane, 0 fixed) and the plane normal for dof 2."""
+    """Per vertex: ``dof`` (3 free, 2 in a plane, 1 along a straight edge, 0 fixed) and the
+    plane normal (dof 2) or the edge direction (dof 1)."""
     iface = _interface_faces(tets, region)
     n = np.cross(points[iface[:, 1]] - points[iface[:, 0]], points[iface[:, 2]] - points[iface[:, 0]])
     n /= np.linalg.norm(n, axis=1, keepdims=True)
     dof = np.full(len(points), 3, np.int8)
-    normal = np.zeros((len(points), 3))
-    seen = np.zeros(len(points), bool)
+    axis = np.zeros((len(points), 3))
+    planes: dict[int, list] = {}
     for k in range(3):
-        v = iface[:, k]
-        for vi, ni in zip(v, n):
-            if not seen[vi]:
-                seen[vi] = True
-                normal[vi] = ni
-                dof[vi] = 2
-            elif dof[vi] == 2 and abs(abs(normal[vi] @ ni) - 1.0) > 1e-9:
-                dof[vi] = 0
-    return dof, normal
+        for vi, ni in zip(iface[:, k], n):
+            lst = planes.setdefault(int(vi), [])
+            if len(lst) < 8 and all(abs(abs(m @ ni) - 1.0) > 1e-7 for m in lst):
+                lst.append(ni)
+    for v, lst in planes.items():
+        if len(lst) == 1:
+            dof[v], axis[v] = 2, lst[0]
+            continue
+        d = np.cross(lst[0], lst[1])
+        d /= np.linalg.norm(d)
+        # on one straight edge: every interface plane at v contains the edge direction
+        if len(lst) < 8 and all(abs(m @ d) < 1e-7 for m in lst[2:]):
+            dof[v], axis[v] = 1, d
+        else:
+            dof[v] = 0
+    return dof, axis
 
 
 def _cross(a, b):
@@ -135,6 +145,8 @@ def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, tar
                                pts[v] + rng.normal(scale=0.25 * h, size=(4, 3))])
             if dof[v] == 2:  # stay in the interface plane
                 cands -= np.outer((cands - pts[v]) @ normal[v], normal[v])
+            elif dof[v] == 1:  # slide along the edge
+                cands = pts[v] + np.outer((cands - pts[v]) @ normal[v], normal[v])
             # all candidates at once: (C, m, 4, 3) with vertex v replaced
             qq = np.broadcast_to(q, (len(cands),) + q.shape).copy()
             mask = t == v
