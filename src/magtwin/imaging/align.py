@@ -7,8 +7,7 @@ the aligned slice is ``scipy.ndimage.shift(raw_k, (dy, dx))`` and ``shifts_px[0]
 
 Method
 ------
-Slices are registered by phase correlation with upsampled-DFT refinement (scikit-image; the
-patch version batched in :mod:`magtwin.imaging.drift_model`).
+Slices are registered by phase correlation with upsampled-DFT refinement (scikit-image).
 
 * **With a cap / fiducial region** (rows that image the protective cap, which moves with the
   sample but does not change between slices; given as ``cap_rows`` or detected
@@ -18,23 +17,37 @@ patch version batched in :mod:`magtwin.imaging.drift_model`).
   error, it does not grow with the slice index; ``uncertainty_px`` is the least-squares
   standard error.
 * **Without one**, grain boundaries inclined to the slice plane move between slices, and a
-  registration measures the drift plus their motion (the structural bias: 0.05 px along y,
-  0.3-0.45 px along x per slice pair on the synthetic sample, correlated over 5-10 slices, so
-  it adds up like a random walk; registering further back is worse, the faces move linearly
-  with depth). Each slice is registered to the previous one on ``patch_grid`` local patches;
-  the patch scatter measures the bias and its autocovariance along the stack, and the shifts
-  are the minimum-variance estimate of a random-walk drift under that bias (see
-  :mod:`magtwin.imaging.drift_model`). ``uncertainty_px`` is that model's posterior standard
-  deviation: registration noise, the structural bias and the part of the drift the data cannot
-  separate from it (not: a bias shared by all patches). Measured on the synthetic sample
-  without cap (``python benchmarks/align_nocap.py``: 128 x 160 px, seeds 41-46 not used in
-  tuning, default and twice the noise): RMS error 1.4 / 1.7 / 2.2 px over 30 / 60 / 120
-  slices (at most 1.8 / 2.3 / 3.4; the previous whole-slice least-squares method with
-  detrending 2.4 / 3.7 / 6.5, at most 3.9 / 5.0 / 8.8), 91-95 % of the per-axis shifts within
-  2 sigma (66-100 % per stack). Without a fixed reference the slowest part of a random-walk
-  drift competes with the structure's motion, so the error still grows with the stack, like
-  ``sqrt(n)`` (not like a random walk of the bias); ``uncertainty_px`` predicts it. Stacks of
-  fewer than 21 slices chain the patch means and carry their whole bias in the uncertainty.
+  registration measures the drift plus their motion (the structural bias: 0.05-0.1 px along
+  y, 0.3-0.45 px along x per slice pair on the synthetic sample, correlated over 5-10
+  slices, so it adds up like a random walk; registering further back is worse, the faces
+  move linearly with depth and the slices decorrelate: registering slice k to k - L, the
+  bias summed over 120 slices was 8.2 / 8.9 / 19 / 27 px RMS along x for L = 1 / 2 / 4 / 8,
+  seeds 1-13).
+  Each slice is registered to the previous one: the whole-slice phase-correlation shift,
+  refined on ``patch_grid`` local patches by gradient least squares (``lk_iterations``;
+  unbiased on a pure translation, where the correlation peak of a small patch recovered only
+  0.74 of an x shift); the patch scatter measures the bias and its autocovariance along the
+  stack, and the shifts are the minimum-variance estimate of a random-walk drift, plus a
+  steady drift rate when the data show one (``drift_rate_sigma_px: auto``), under that bias
+  (see :mod:`magtwin.imaging.drift_model`). ``uncertainty_px`` is that model's posterior
+  standard deviation: registration noise, the structural bias and the part of the drift the
+  data cannot separate from it (not: a bias shared by all patches).
+
+  What it reaches (``python benchmarks/align_nocap.py``: 128 x 160 px, seeds 41-46 not used
+  in tuning, default and twice the noise, random-walk drift 0.3 px/slice per axis): RMS
+  error 1.55 / 1.89 / 1.96 / 2.95 px over 30 / 60 / 120 / 240 slices (at most 2.1 / 2.7 /
+  2.5 / 4.5), 90-99 % of the per-axis shifts within 2 sigma (the reported sigma: 1.2 / 1.8 /
+  2.6 / 3.8 px). It cannot be bounded: without a fixed reference a uniform shear of the
+  whole volume is invisible (a shear maps convex planar-faced grains onto such grains), only
+  the statistics of many grains pin it, and their number grows with the depth, so the
+  error variance grows linearly with n (``sqrt(n)``; fitted here n^0.28 for the error, n^0.56
+  for the reported sigma). Its coefficient falls with the number of grains per slice: on the
+  960 x 1024 px sample part of a benchmark slice (rows below the cap, seed 7) 0.17 / 0.59 px
+  over 30 / 60 slices. A steady drift (0.3 px/slice along x, seed 47) is kept when the mean
+  shift stands out of the bias (30 and 240 slices: 2.9 / 5.4 px); when the bias happens to
+  cancel part of it, it is damped like the bias (60 / 120 slices: 7.9 / 17.3 px, outside
+  sigma). Stacks of fewer than 21 slices chain the patch means and carry their whole bias in
+  the uncertainty.
 
 The aligned volume is in the frame of slice 0 on the same grid; voxels a slice does not
 cover are NaN, and ``valid_mask`` (y, x) marks the pixels covered by every slice.
