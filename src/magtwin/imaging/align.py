@@ -42,8 +42,9 @@ Slices are registered by phase correlation with upsampled-DFT refinement (scikit
   the statistics of many grains pin it, and their number grows with the depth, so the
   error variance grows linearly with n (``sqrt(n)``; fitted here n^0.28 for the error, n^0.56
   for the reported sigma). Its coefficient falls with the number of grains per slice: on the
-  960 x 1024 px sample part of a benchmark slice (rows below the cap, seed 7) 0.17 / 0.59 px
-  over 30 / 60 slices. A steady drift (0.3 px/slice along x, seed 47) is kept when the mean
+  960 x 1024 px sample part of a benchmark slice (rows below the cap, seed 7) 0.17 / 0.59 /
+  0.65 px over 30 / 60 / 120 slices (sigma 0.25 / 0.37 / 0.53 px; with the cap band 0.21 /
+  0.22 / 0.28 px). A steady drift (0.3 px/slice along x, seed 47) is kept when the mean
   shift stands out of the bias (30 and 240 slices: 2.9 / 5.4 px); when the bias happens to
   cancel part of it, it is damped like the bias (60 / 120 slices: 7.9 / 17.3 px, outside
   sigma). Stacks of fewer than 21 slices chain the patch means and carry their whole bias in
