@@ -23,9 +23,9 @@ then become (slightly) non-planar, before any triangle exists. Here, for a toler
    sides of a collapsed thin piece) become one facet between the regions outside them, or
    none if those are the same region.
 
-No vertex moves by more than ``tol``, so a GB slab keeps its thickness to ``2 tol``. Vertices
-in ``frozen`` are left alone (the caller freezes the places where a first attempt made facets
-intersect). Lengths in nm.
+No vertex moves by more than ``tol``, so a GB slab keeps its thickness to ``2 tol``. The
+tolerance may differ per vertex: :func:`regular_surface` lowers it where a first attempt made
+facets intersect (a thin wedge folded through its neighbour). Lengths in nm.
 """
 
 from __future__ import annotations
@@ -234,7 +234,8 @@ def regularize(points: np.ndarray, loops: list, back, front, size_nm, lo, hi, to
     ----------
     points : (N, 3) nm; loops : per facet its vertex indices in order (conforming: facets meet
     only in shared edges and vertices); back, front : (F,) region on either side (0 outside);
-    size_nm : (F,) element size; lo, hi : box corners (3,) nm; eps : box-plane tolerance (nm).
+    size_nm : (F,) element size; lo, hi : box corners (3,) nm; tol : nm, one value or one per
+    point; eps : box-plane tolerance (nm).
     """
     points = np.asarray(points, float)
     cons = box_constraints(points, lo, hi, eps)
