@@ -85,7 +85,7 @@ def test_model_with_a_short_laguerre_edge_meshes_conforming_and_exact():
     assert vol.sum() == pytest.approx(np.prod(L), rel=1e-9)
     _, cnt, _ = face_usage(tets)
     assert cnt.max() == 2
-    assert "tol_nm" in stats["snap"] and "min_dihedral_histogram" in stats["quality"]
+    assert "tol_nm" in stats["regularisation"] and "min_dihedral_histogram" in stats["quality"]
     # the four long GB slabs: thickness measured on the mesh nodes within 5 % of 2 nm
     checked = 0
     for r in mesh.regions:

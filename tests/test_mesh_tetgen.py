@@ -77,7 +77,7 @@ def test_polycrystal_mesh_conforming_thickness_and_volumes():
     # mesh.snap_tol_nm removed before meshing: no surface vertex moves further than that,
     # so a region's volume changes by at most tol x its surface area (<= 6 V / (inner
     # radius) for a convex piece; bounded here by the box surface per region, loosely)
-    tol = stats["snap"]["tol_nm"]
+    tol = stats["regularisation"]["tol_nm"]
     model_vol = {r["id"]: r["volume_nm3"] for r in geom.regions}
     mesh_vol = np.bincount(mesh.region_id, weights=vol)
     for rid, v in model_vol.items():

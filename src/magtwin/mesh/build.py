@@ -69,12 +69,12 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
     seed_reg = reg[sel]
     seed_vol = np.array([regular_tet_volume(size[kinds[r]]) for r in seed_reg])
     tol = float(prm["snap_tol_nm"])
-    stris_pts, stris, _, _, snap_report = regular_surface(plc.points, plc.loops, back, front, fsize, geom.box_lo,
+    surf_pts, stris, _, _, reg_report = regular_surface(plc.points, plc.loops, back, front, fsize, geom.box_lo,
                                                           geom.box_hi, tol, 1e-9 * extent)
     if open_edges(stris):
         raise InputError(f"internal error: the regularised model surface has {open_edges(stris)} open edges", source)
-    if snap_report["remaining_intersections"]:
-        raise InputError(f"the model surface intersects itself in {snap_report['remaining_intersections']} triangle "
+    if reg_report["remaining_intersections"]:
+        raise InputError(f"the model surface intersects itself in {reg_report['remaining_intersections']} triangle "
                          "pairs even where features were kept exact; try another model.min_feature_nm", source)
     # surface-dominated element count: refuse runaway meshes before TetGen
     if 3 * len(stris) > prm["max_elements"]:
@@ -85,13 +85,13 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
     # the surface is kept as triangulated (-Y): its triangles are already of the wanted
     # size and shape, and TetGen's boundary recovery next to the regularised (slightly
     # non-planar) facets can fail when it may split them
-    nodes, tets, rid = tetrahedralize(stris_pts, stris, seeds, seed_reg, seed_vol, float(prm["radius_edge_ratio"]),
+    nodes, tets, rid = tetrahedralize(surf_pts, stris, seeds, seed_reg, seed_vol, float(prm["radius_edge_ratio"]),
                                       float(prm["min_dihedral_deg"]), source, keep_surface=True,
                                       opt_level=int(prm["optimize_level"]),
                                       opt_max_dihedral_deg=float(prm["optimize_max_dihedral_deg"]))
     t2 = time.perf_counter()
     tris = stris
-    snap_report = {**snap_report, "tol_nm": tol}
+    reg_report = {**reg_report, "tol_nm": tol}
     if len(tets) > prm["max_elements"]:
         raise InputError(f"the mesh has {len(tets)} elements (> mesh.max_elements = {prm['max_elements']})", source)
     sliver_report = {}
@@ -114,7 +114,7 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
     stats["time_s"] = {"surface": t1 - t0, "tetgen": t2 - t1, "sliver_removal": t3 - t2}
     stats["sliver_removal"] = sliver_report
     stats["surface_triangles"] = int(len(tris))
-    stats["snap"] = snap_report
+    stats["regularisation"] = reg_report
     stats["cleanup"] = geom.cleanup
     return mesh, stats
 
