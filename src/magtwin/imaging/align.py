@@ -190,9 +190,13 @@ def band_scores(a: np.ndarray, b: np.ndarray, band_px: int = 24, step_px: int = 
     return starts, scores
 
 
+#: (min_score, min_ratio) levels of :func:`detect_cap`, tried in order
+CAP_THRESHOLDS = ((0.8, 0.9), (0.7, 0.8))
+
+
 def detect_cap(far_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
                near_pair: tuple[np.ndarray, np.ndarray], band_px: int = 24, step_px: int = 8,
-               min_score: float = 0.7, min_ratio: float = 0.8, min_rows: int = 12
+               thresholds: Sequence[tuple[float, float]] = CAP_THRESHOLDS, min_rows: int = 12
                ) -> tuple[int, int] | None:
     """Rows ``(start, stop)`` of a region that does not change along the stack, or None.
 
@@ -202,15 +206,17 @@ def detect_cap(far_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
     ``min_ratio`` times its neighbouring-slice correlation (the cap looks the same after many
     slices as after one, up to noise; even a slowly changing microstructure does not). The cap
     is the largest contiguous run of such bands, leaving at least half of the rows to the
-    sample.
+    sample. The ``(min_score, min_ratio)`` levels of ``thresholds`` are tried in order, the
+    first that finds a cap wins.
 
-    The thresholds separate, on denoised synthetic stacks: cap bands (far 0.78-0.96, ratio
-    0.82-0.99; the lowest on 1024 px wide slices 100 slices apart, where the destriping and
-    shading residuals differ more from slice to slice than the flat cap's own texture) from
-    sample bands (24-slice stacks: far <= 0.67, ratio <= 0.74; 100 slices: <= 0.2). The
-    previous 0.8 / 0.9 missed the cap of the 100 x 1024 x 1024 benchmark stack (far 0.81,
-    ratio 0.85-0.89), which was then registered without a reference (1.0 px instead of
-    0.26 px RMS).
+    Why two levels, measured on denoised synthetic stacks: cap bands correlate 0.78-0.96
+    (far) at ratios 0.82-0.99 - the lowest on 1024 px wide slices 100 slices apart, where the
+    destriping and shading residuals differ more from slice to slice than the flat cap's own
+    texture; the former single level 0.8 / 0.9 missed the cap of the 100 x 1024 x 1024
+    benchmark stack (far 0.81, ratio 0.85-0.89), which was then registered without a
+    reference (1.0 px instead of 0.26 px RMS). Sample bands: <= 0.2 after 100 slices, but up
+    to 0.67 / 0.74 in 24-slice stacks and as alike as the cap in ~10-slice stacks, where only
+    the strict level keeps the run of "unchanging" rows within half of the slice.
     """
     far = None
     for a, b in far_pairs:
@@ -221,18 +227,21 @@ def detect_cap(far_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
     _, near = band_scores(np.asarray(near_pair[0], np.float64), np.asarray(near_pair[1], np.float64),
                           band_px, step_px)
     ny = np.asarray(far_pairs[0][0]).shape[0]
-    good = (far >= min_score) & (far >= min_ratio * near)
-    rows = np.zeros(ny, bool)
-    for r, g in zip(starts, good):
-        if g:
-            rows[r:r + band_px] = True
-    lab, n = ndimage.label(rows)
-    best = None
-    for i in range(1, n + 1):
-        idx = np.flatnonzero(lab == i)
-        if len(idx) >= min_rows and len(idx) <= ny // 2 and (best is None or len(idx) > best[1] - best[0]):
-            best = (int(idx[0]), int(idx[-1]) + 1)
-    return best
+    for min_score, min_ratio in thresholds:
+        good = (far >= min_score) & (far >= min_ratio * near)
+        rows = np.zeros(ny, bool)
+        for r, g in zip(starts, good):
+            if g:
+                rows[r:r + band_px] = True
+        lab, n = ndimage.label(rows)
+        best = None
+        for i in range(1, n + 1):
+            idx = np.flatnonzero(lab == i)
+            if len(idx) >= min_rows and len(idx) <= ny // 2 and (best is None or len(idx) > best[1] - best[0]):
+                best = (int(idx[0]), int(idx[-1]) + 1)
+        if best is not None:
+            return best
+    return None
 
 
 def refine_cap_edge(mean_img: np.ndarray, cap: tuple[int, int], search_px: int) -> tuple[int, int]:
