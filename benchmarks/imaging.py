@@ -384,6 +384,9 @@ def main(argv=None) -> int:
     ap.add_argument("--redo", default="", help="comma-separated steps to repeat: generate, "
                     "denoise, align, segment, grains (and the stages after it), peer")
     ap.add_argument("--fresh", action="store_true", help="repeat every step")
+    ap.add_argument("--rerun", default="", help="comma-separated stages to measure again on "
+                    "the whole and the short stack after a code change, without redoing the "
+                    "stages after them (outputs to rerun_*.h5; rows in 'stage_reruns')")
     args = ap.parse_args(argv)
     shape = [int(v) for v in args.shape.split(",")] if args.shape else (
         [40, 256, 256] if args.quick else [500, 1024, 1024])
@@ -476,6 +479,22 @@ def main(argv=None) -> int:
         k: 100 * v / (nz - n_short) for k, v in result["peak_rss_growth_MiB"].items()}
     save()
 
+    for st in [st for st in STAGES if st in {r.strip() for r in args.rerun.split(",")}]:
+        i = STAGES.index(st)
+        reruns = state.setdefault("stage_reruns", {})
+        for tag, n in (("", nz), ("short_", n_short)):
+            src = work / (f"{tag}0{i + 1}_{STAGES[i - 1]}.h5" if i else f"{tag}01_ingest.h5")
+            cmd = [sys.executable, "-c", STAGE_CODE, st, str(src), str(work / f"rerun_{tag}0{i + 2}_{st}.h5")]
+            if st == "grains":
+                cmd.append(str(work / f"{tag}03_align.h5"))
+            wall, peak, cpu = run_measured(cmd)
+            reruns[f"{tag}{st}"] = {"stage": st, "slices": n, "seconds": wall, "slices_per_s": n / wall,
+                                    "cpu_seconds": cpu, "cpu_s_per_slice": cpu / n, "peak_rss_MiB": peak,
+                                    "commit": commit}
+            print(f"  rerun {st:8s} {n:4d} slices {wall:8.1f} s  {cpu / n:6.2f} CPU s/slice  "
+                  f"peak {peak:7.0f} MiB", flush=True)
+            save()
+
     if not args.no_peer:
         if "peer" not in state:
             cmp = peer_comparison(work, shape, cap_rows, true_shifts, n_des)
@@ -484,6 +503,8 @@ def main(argv=None) -> int:
                 save()
         if "peer" in state:
             result["pystack3d"] = state["peer"]
+    if "stage_reruns" in state:  # stages re-measured after a code change (see --rerun)
+        result["stage_reruns"] = state["stage_reruns"]
     result["completed"] = "all"
     result["load_average_at_end"] = list(os.getloadavg())
     save()
@@ -540,6 +561,9 @@ def print_table(result: dict) -> None:
           f"CPU s/slice), stages {result['total_stage_seconds']:.0f} s "
           f"({result.get('total_stage_cpu_seconds', float('nan')):.0f} CPU s), "
           f"pipeline drift RMS {result['pipeline_drift_rms_px']:.3f} px")
+    for key, r in result.get("stage_reruns", {}).items():
+        print(f"  rerun {key:14s} {r['slices']:4d} slices {r['slices_per_s']:7.2f} slices/s "
+              f"{r['cpu_s_per_slice']:6.2f} CPU s/slice  peak {r['peak_rss_MiB']:5.0f} MiB  (commit {r['commit']})")
     cmp = result.get("pystack3d")
     if not cmp:
         return
