@@ -71,11 +71,12 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
     tol = float(prm["snap_tol_nm"])
     surf_pts, stris, _, _, reg_report = regular_surface(plc.points, plc.loops, back, front, fsize, geom.box_lo,
                                                           geom.box_hi, tol, 1e-9 * extent)
+    if reg_report["remaining_intersections"] or reg_report["folded_facets"]:
+        raise InputError(f"the model surface intersects itself in {reg_report['remaining_intersections']} triangle "
+                         f"pairs ({reg_report['folded_facets']} facets folded) after {reg_report['rounds']} rounds of "
+                         "regularisation; try a smaller mesh.snap_tol_nm or another model.min_feature_nm", source)
     if open_edges(stris):
         raise InputError(f"internal error: the regularised model surface has {open_edges(stris)} open edges", source)
-    if reg_report["remaining_intersections"]:
-        raise InputError(f"the model surface intersects itself in {reg_report['remaining_intersections']} triangle "
-                         "pairs even where features were kept exact; try another model.min_feature_nm", source)
     # surface-dominated element count: refuse runaway meshes before TetGen
     if 3 * len(stris) > prm["max_elements"]:
         raise InputError(f"the mesh would have about {3 * len(stris)} elements (> mesh.max_elements = "

@@ -201,7 +201,8 @@ def build_plc(facets: list[Facet], merge_tol: float) -> PLC:
     return PLC(pts, out_loops, kept)
 
 
-def triangulate(points: np.ndarray, loops: list, facet_size_nm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def triangulate(points: np.ndarray, loops: list, facet_size_nm: np.ndarray,
+                cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
     """Quality triangulation of every facet with triangles of edge about ``facet_size_nm[k]``.
 
     Each PLC edge is split into equal parts no longer than the smallest size of the facets
@@ -212,10 +213,10 @@ def triangulate(points: np.ndarray, loops: list, facet_size_nm: np.ndarray) -> t
     point added on the boundary (``Y``), interior points placed on the best-fit plane.
     Returns ``(points (N, 3), triangles (T, 3), facet index (T,), bad facets)``: a facet
     whose projected boundary is not a simple polygon (folded by regularisation) is listed in
-    ``bad`` and triangulated as well as Triangle can, leaving open edges.
+    ``bad`` and triangulated as well as Triangle can, leaving open edges. ``cache`` (a dict
+    kept by the caller) reuses the triangulation of facets whose boundary points are
+    unchanged since an earlier call.
     """
-    import triangle
-
     points = np.asarray(points, float)
     pts = [p for p in points]
     seg_size: dict[tuple[int, int], float] = {}
@@ -237,26 +238,45 @@ def triangulate(points: np.ndarray, loops: list, facet_size_nm: np.ndarray) -> t
             mid = seg_points[(a, b) if a < b else (b, a)]
             bnd.extend(mid if a < b else mid[::-1])
         loop3 = np.array([pts[i] for i in bnd])
-        # Newell normal: the best-fit plane of a (slightly non-planar) polygon
-        nn = np.sum(cross(loop3, np.roll(loop3, -1, axis=0)), axis=0)
-        nn /= np.linalg.norm(nn)
-        u, w = _plane_basis(nn)
-        o = float(loop3.mean(axis=0) @ nn) * nn
-        p2 = np.column_stack([loop3 @ u, loop3 @ w])
-        m = len(bnd)
-        area = float(h) ** 2 * np.sqrt(3.0) / 4.0
-        res = triangle.triangulate({"vertices": p2, "segments": np.column_stack([np.arange(m), (np.arange(m) + 1) % m])},
-                                   f"pq28a{area:.6g}YQ")
-        tv, tt = res["vertices"], res.get("triangles", np.zeros((0, 3), int))
-        kept = {(min(a, b), max(a, b)) for t in tt for a, b in ((t[0], t[1]), (t[1], t[2]), (t[2], t[0]))}
-        if len(tv) < m or any((min(q, (q + 1) % m), max(q, (q + 1) % m)) not in kept for q in range(m)):
+        key = (float(h), loop3.tobytes())
+        if cache is not None and key in cache:
+            inner, tt, is_bad = cache[key]
+        else:
+            inner, tt, is_bad = _triangulate_facet(loop3, float(h))
+            if cache is not None:
+                cache[key] = (inner, tt, is_bad)
+        if is_bad:
             bad.append(k)
-            tv, tt = tv[:m], tt[np.all(tt < m, axis=1)] if len(tv) >= m else np.zeros((0, 3), int)
-        ids = list(bnd) + list(range(len(pts), len(pts) + len(tv) - m))
-        pts.extend(o + q[0] * u + q[1] * w for q in tv[m:])
+        m = len(bnd)
+        ids = list(bnd) + list(range(len(pts), len(pts) + len(inner)))
+        pts.extend(inner)
         tris.extend([ids[a], ids[b], ids[c]] for a, b, c in tt)
         owner.extend([k] * len(tt))
     return np.asarray(pts), np.asarray(tris, np.int64).reshape(-1, 3), np.asarray(owner, np.int64), bad
+
+
+def _triangulate_facet(loop3: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Triangle's mesh of one facet with boundary ``loop3`` (m, 3): its interior points
+    (k, 3), triangles (local indices, boundary first) and whether the boundary was lost."""
+    import triangle
+
+    # Newell normal: the best-fit plane of a (slightly non-planar) polygon
+    nn = np.sum(cross(loop3, np.roll(loop3, -1, axis=0)), axis=0)
+    nn /= np.linalg.norm(nn)
+    u, w = _plane_basis(nn)
+    o = float(loop3.mean(axis=0) @ nn) * nn
+    p2 = np.column_stack([loop3 @ u, loop3 @ w])
+    m = len(loop3)
+    area = h ** 2 * np.sqrt(3.0) / 4.0
+    res = triangle.triangulate({"vertices": p2, "segments": np.column_stack([np.arange(m), (np.arange(m) + 1) % m])},
+                               f"pq28a{area:.6g}YQ")
+    tv, tt = res["vertices"], res.get("triangles", np.zeros((0, 3), int))
+    kept = {(min(a, b), max(a, b)) for t in tt for a, b in ((t[0], t[1]), (t[1], t[2]), (t[2], t[0]))}
+    bad = len(tv) < m or any((min(q, (q + 1) % m), max(q, (q + 1) % m)) not in kept for q in range(m))
+    if bad:
+        tv, tt = tv[:m], (tt[np.all(tt < m, axis=1)] if len(tv) >= m else np.zeros((0, 3), int))
+    inner = o + tv[m:, :1] * u + tv[m:, 1:2] * w
+    return inner.reshape(-1, 3), np.asarray(tt, np.int64).reshape(-1, 3), bool(bad)
 
 
 def open_edges(triangles: np.ndarray) -> int:

@@ -303,9 +303,10 @@ def self_intersections(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 
 def regular_surface(points, loops, back, front, size_nm, lo, hi, tol: float, eps: float = 1e-9,
-                    rounds: int = 5):
-    """Regularise at ``tol`` and triangulate; wherever facets then intersect, redo with the
-    tolerance of their vertices divided by 4 (0 after ``rounds``: the exact geometry there).
+                    rounds: int = 8):
+    """Regularise at ``tol`` and triangulate; wherever facets then intersect (or fold), redo
+    with the tolerance of their vertices divided by 4, twice, then 0 (the exact geometry
+    there), at most ``rounds`` times.
 
     Returns ``(points (N, 3), triangles (T, 3), back (T,), front (T,), report)``; the report
     has the regularisation counts, ``rounds``, ``vertices_at_reduced_tol`` and
@@ -314,17 +315,18 @@ def regular_surface(points, loops, back, front, size_nm, lo, hi, tol: float, eps
     from magtwin.mesh.plc import triangulate
 
     vtol = np.full(len(points), float(tol))
-    for rnd in range(rounds + 1):
-        if rnd == rounds:
-            vtol[vtol < float(tol)] = 0.0
+    cache: dict = {}
+    for rnd in range(rounds):
         reg, report = regularize(points, loops, back, front, size_nm, lo, hi, vtol, eps)
-        pts, tris, owner, folded = triangulate(reg.points, reg.loops, reg.size_nm)
+        pts, tris, owner, folded = triangulate(reg.points, reg.loops, reg.size_nm, cache)
         bad = self_intersections(pts, tris)
-        if (not len(bad) and not folded) or rnd == rounds:
+        if not len(bad) and not folded:
             break
+        # a quarter of the tolerance twice, then the exact geometry there
+        factor = 0.25 if rnd < 2 else 0.0
         for f in set(owner[bad.ravel()].tolist()) | set(folded):
             for v in reg.loops[f]:
-                vtol[v] *= 0.25
+                vtol[v] *= factor
     used, inv = np.unique(tris, return_inverse=True)
     report.update(rounds=rnd + 1, vertices_at_reduced_tol=int(np.sum(vtol < float(tol))),
                   remaining_intersections=int(len(bad)), folded_facets=len(folded))
