@@ -226,15 +226,15 @@ def link_slice(prev: np.ndarray, prev_track: np.ndarray, cur: np.ndarray, tracks
 
 
 class _Ragged:
-    """Per-slice int arrays stored flat (``array``, 8 bytes per entry, no per-slice object):
-    ``r[z]`` is the array appended ``z``-th."""
+    """Per-slice arrays of non-negative ints below 2^31 stored flat (``array``, 4 bytes per
+    entry, no per-slice object): ``r[z]`` is the array appended ``z``-th (as int64)."""
 
     def __init__(self):
-        self.flat = array.array("q")
+        self.flat = array.array("i")
         self.start = array.array("q", [0])
 
     def append(self, a: np.ndarray) -> None:
-        self.flat.frombytes(np.ascontiguousarray(a, np.int64).tobytes())
+        self.flat.frombytes(np.ascontiguousarray(a, np.int32).tobytes())
         self.start.append(len(self.flat))
 
     def __len__(self) -> int:
@@ -244,8 +244,8 @@ class _Ragged:
         if not -len(self) <= z < len(self):
             raise IndexError(z)
         z %= len(self)
-        return np.frombuffer(self.flat, np.int64, self.start[z + 1] - self.start[z],
-                             8 * self.start[z]).copy()
+        return np.frombuffer(self.flat, np.int32, self.start[z + 1] - self.start[z],
+                             4 * self.start[z]).astype(np.int64)
 
     def __iter__(self):
         return (self[z] for z in range(len(self)))
