@@ -39,7 +39,7 @@ import numpy as np
 from scipy import ndimage
 
 from magtwin.errors import InputError
-from magtwin.imaging.stackio import merged, progress, volume_of, voxel_size_of
+from magtwin.imaging.stackio import RowAppender, merged, progress, volume_of, voxel_size_of
 from magtwin.io.artefact import ArtefactWriter, open_artefact
 
 log = logging.getLogger("magtwin.reconstruct.grains")
@@ -357,15 +357,24 @@ class _Moments:
         return out
 
     def table(self, vox) -> np.ndarray:
-        """Rows per grain in :data:`TABLE_COLUMNS` order.
+        """Rows per grain in :data:`TABLE_COLUMNS` order (all :meth:`table_blocks` at once)."""
+        blocks = list(self.table_blocks(vox))
+        return np.concatenate(blocks) if blocks else np.zeros((0, len(TABLE_COLUMNS)))
+
+    def table_blocks(self, vox, block: int = 8192):
+        """:meth:`table` in blocks of ``block`` grains (bounded temporary memory).
 
         Principal axes: eigenvectors of the covariance of the voxel-centre coordinates (nm);
         axis lengths are the full axes of the ellipsoid with the same second moments,
         ``2 sqrt(5 lambda)``, longest first; aspect ratio = longest / shortest (a platelet's
         width over its thickness).
         """
+        ids = np.flatnonzero(self.m0[1:] > 0) + 1
+        for i in range(0, len(ids), block):
+            yield self._rows(ids[i:i + block], vox)
+
+    def _rows(self, g: np.ndarray, vox) -> np.ndarray:
         dv = vox[0] * vox[1] * vox[2]
-        g = np.flatnonzero(self.m0[1:] > 0) + 1
         m0 = self.m0[g]
         mu = self.m1[g] / m0[:, None]
         cov = self.m2[g] / m0[:, None, None] - mu[:, :, None] * mu[:, None, :]
@@ -594,10 +603,17 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
                     mom = mom.merged(lut, n_grains)
                     for z in range(nz):
                         out[z] = lut[np.asarray(out[z]).astype(np.int64)].astype(np.uint32)
-            table = mom.table(vox)
-            w.write("grain_table", table, attrs={"columns": ",".join(TABLE_COLUMNS),
-                                                 "units": "nm, voxels; bbox in voxels [start, stop)"})
-            vols = table[:, 2]
+            # the table streams to the artefact in blocks; only the columns the report needs
+            # stay in memory
+            app = RowAppender(w.h5, "grain_table", (len(TABLE_COLUMNS),), np.float64, block_rows=4096,
+                              attrs={"columns": ",".join(TABLE_COLUMNS),
+                                     "units": "nm, voxels; bbox in voxels [start, stop)"})
+            cols = []
+            for rows in mom.table_blocks(vox):
+                app.extend(rows)
+                cols.append(rows[:, [2, -1, 6, 9]])
+            app.close()
+            vols, aspect, z0, z1 = np.concatenate(cols).T
             q = {
                 "n_grains": int(n_grains),
                 "n_fragments_merged": n_fragments,
@@ -605,8 +621,8 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
                 "weak_border_merges": n_weak,
                 "grain_volume_nm3_percentiles_10_50_90": np.percentile(vols, [10, 50, 90]).tolist(),
                 "equivalent_diameter_nm_median": float(np.median(np.cbrt(6 * vols / np.pi))),
-                "aspect_ratio_median": float(np.median(table[:, -1])),
-                "grains_touching_stack_ends": int(((table[:, 6] == 0) | (table[:, 9] == nz)).sum()),
+                "aspect_ratio_median": float(np.median(aspect)),
+                "grains_touching_stack_ends": int(((z0 == 0) | (z1 == nz)).sum()),
             }
             w.h5.attrs["voxel_size_nm"] = vox
             w.h5.attrs["n_grains"] = n_grains
