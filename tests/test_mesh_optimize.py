@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 
 from magtwin.mesh.optimize import vertex_freedom
 
@@ -39,3 +40,22 @@ def test_vertex_freedom_on_faces_edges_and_corners():
     assert dof[_index(1, 0, 0)] == 0 and dof[_index(0, 0, 0)] == 0  # corners
     # no interior vertex in this block: every vertex is on an interface or the box
     assert np.all(dof < 3)
+
+
+def test_flat_element_over_a_surface_fan_is_flipped_away():
+    from magtwin.io.mesh_artefact import tetrahedron_volumes
+    from magtwin.mesh.tetmesh import flip_flat_elements
+
+    # a, b, c in z = 0 with v inside their triangle (the centre of a kept surface fan), w above:
+    # TetGen -Y can return the flat element abcv next to abcw
+    pts = np.array([[0, 0, 0], [3, 0, 0], [0, 3, 0], [1, 1, 0], [1, 1, 2.0]])
+    a, b, c, v, w = range(5)
+    tets = np.array([[a, b, c, v], [a, b, c, w]])
+    surface = np.array([[a, b, v], [b, c, v], [c, a, v]])
+    new, region, flips = flip_flat_elements(pts, tets, np.array([7, 7]), surface)
+    vol = np.abs(tetrahedron_volumes(pts, new))
+    assert flips == 1 and len(new) == 3 and np.all(region == 7)
+    assert vol.min() > 0 and vol.sum() == pytest.approx(4.5 * 2 / 3, rel=1e-12)  # abcw: base 4.5, height 2
+    # the fan triangles are faces of the new elements: the surface is kept
+    faces = {tuple(sorted(np.delete(t, j))) for t in new for j in range(4)}
+    assert all(tuple(sorted(s)) in faces for s in surface)
