@@ -60,10 +60,18 @@ Slices are registered by phase correlation with upsampled-DFT refinement (scikit
   for the reported sigma). Its coefficient falls with the number of grains per slice: on the
   960 x 1024 px sample part of a benchmark slice (rows below the cap, seed 7) 0.17 / 0.59 /
   0.65 px over 30 / 60 / 120 slices (sigma 0.25 / 0.37 / 0.53 px; with the cap band 0.21 /
-  0.22 / 0.28 px). A steady drift (0.3 px/slice along x, seed 47) is kept when the mean
-  shift stands out of the bias (30 and 240 slices: 2.9 / 5.4 px); when the bias happens to
-  cancel part of it, it is damped like the bias (60 / 120 slices: 7.9 / 17.3 px, outside
-  sigma). Stacks of fewer than 21 slices chain the patch means and carry their whole bias in
+  0.22 / 0.28 px). A steady drift is kept when the mean increment stands out of the
+  structural bias's mean by :data:`drift_model.STEADY_RATE_Z` standard deviations, else it
+  is damped like the bias (outside sigma). On 128 x 160 px slices that is the limit: a
+  steady 0.2-0.3 px/slice drift (seeds 47-50) gave 3.9 / 6.6 / 10.9 / 4.3 px mean RMS over
+  30 / 60 / 120 / 240 slices, because the bias's own mean over 60-120 slices of a random-walk
+  stack reaches 0.2-0.25 px/slice along x (seed 41; predicted 0.07-0.1), the z-score of the
+  steady seeds; no detection level keeps one without taking the other for a drift (z = 2:
+  steady 2.6 / 3.7 / 5.7 / 4.3 px, random walk 2.1 / 2.7 / 4.4 / 3.0 px instead of 1.6 / 1.9
+  / 2.0 / 3.0; ``steady_z_sweep`` in ``benchmarks/out/align_nocap.json``). With more grains
+  per slice it is detected: 256 x 512 px, 0.3 px/slice along x (seed 52) and (0.2, -0.2)
+  (seed 53): 1.6 / 1.0 px and 0.5 / 1.8 px RMS over 60 / 120 slices, found from 60 slices
+  on (seed 53: 30); a random walk there (seed 54) 1.2 / 1.0 px. Stacks of fewer than 21 slices chain the patch means and carry their whole bias in
   the uncertainty.
 
 The aligned volume is in the frame of slice 0 on the same grid; voxels a slice does not

@@ -94,7 +94,10 @@ MIN_PAIRS_FOR_MODEL = 20
 #: model is kept as a steady drift rate (``drift_rate_sigma_px: auto``). Random-walk stacks
 #: (seeds 1-4, 6-13, 30 and 120 slices): 2 gave one false detection in 24 stacks (seed 6,
 #: 30 slices: 0.8 -> 5.1 px), 3 none; a steady 0.3 px/slice drift (seed 5) is detected
-#: at 30 and 120 slices either way
+#: at 30 and 120 slices either way. Held-out seeds 41-50 (128 x 160 px, ``benchmarks/
+#: align_nocap.py``, ``steady_z_sweep``): lower levels keep more of a steady drift but take
+#: the bias of random-walk stacks for one (mean RMS at 120 slices, random walk | steady:
+#: z = 3: 2.0 | 10.9 px, 2: 4.4 | 5.7, 1: 5.7 | 5.7), so 3 stays.
 STEADY_RATE_Z = 3.0
 
 #: patch shifts further than this (px) from the median of their pair are not averaged (a
@@ -409,9 +412,11 @@ def toeplitz_block_sum(c: np.ndarray, k: int) -> float:
 
 
 def drift_without_reference(patch_shifts: np.ndarray, max_lag: int = 16,
-                            drift_rate_sigma_px: float | str = "auto") -> dict:
+                            drift_rate_sigma_px: float | str = "auto",
+                            steady_rate_z: float = STEADY_RATE_Z) -> dict:
     """Shifts ``(K + 1, 2)`` and uncertainties from the patch shifts ``(K, P, 2)`` of K
-    consecutive pairs (see the module docstring). Returns ``shifts_px``, ``uncertainty_px``,
+    consecutive pairs (see the module docstring; ``steady_rate_z``: the detection level of
+    :func:`steady_rate_variance` with ``drift_rate_sigma_px: auto``). Returns ``shifts_px``, ``uncertainty_px``,
     ``increments_px`` (the patch means), ``bias_acov_px2`` (L+1, 2), ``drift_step_px`` (2,)
     (estimated random-walk step), ``bias_step_px`` (2,) (standard error of one increment)."""
     ps = np.asarray(patch_shifts, np.float64)
@@ -436,7 +441,7 @@ def drift_without_reference(patch_shifts: np.ndarray, max_lag: int = 16,
             continue
         sd2[ax] = drift_step_variance(m[:, ax], cb[:, ax])
         if drift_rate_sigma_px == "auto":
-            tau[ax] = np.sqrt(steady_rate_variance(m[:, ax], cb[:, ax], sd2[ax]))
+            tau[ax] = np.sqrt(steady_rate_variance(m[:, ax], cb[:, ax], sd2[ax], steady_rate_z))
         else:
             tau[ax] = float(drift_rate_sigma_px)
         shifts[:, ax], sigma[:, ax] = wiener_shifts(m[:, ax], cb[:, ax], sd2[ax], tau[ax])
