@@ -14,7 +14,7 @@ seed 86 here: missed). Seeds 85-87 were not used to set the thresholds.
 Uncertainty: every error of a slice's image (noise, curtain residuals, the sample rows in the
 band) enters all registrations of that slice alike, so the least-squares residuals cannot see
 it; the stage adds each registration's own error (cluster-robust estimate over column blocks,
-:func:`magtwin.imaging.drift_model.refine_band`). Tuned on seeds 101-124 and 131-133; the
+:func:`magtwin.imaging.drift_model.refine_band`). Tuned on seeds 101-153; the
 seeds here (161-164) were not used.
 """
 
