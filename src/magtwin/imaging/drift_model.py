@@ -170,8 +170,7 @@ def _bspline3_taps(f: float) -> np.ndarray:
 
 
 def refine_shifts_lk(ref_patches: np.ndarray, mov: np.ndarray, ys, xs, t0: np.ndarray,
-                     iterations: int = 3, max_step_px: float = 1.0,
-                     match_contrast: bool = False) -> np.ndarray:
+                     iterations: int = 3, max_step_px: float = 1.0) -> np.ndarray:
     """Shifts ``(P, 2)`` (dy, dx) px with ``ndimage.shift(mov, t_p) ~ ref`` on each patch,
     refined from ``t0`` (P, 2) by windowed gradient least squares (Lucas & Kanade, IJCAI 1981):
     each iteration warps the ``mov`` patch by the current shift and solves
@@ -193,7 +192,7 @@ def refine_shifts_lk(ref_patches: np.ndarray, mov: np.ndarray, ys, xs, t0: np.nd
     t = np.array(t0, np.float64)
     coeffs = ndimage.spline_filter(np.asarray(mov, np.float64), 3, mode="nearest")
     for _ in range(int(iterations)):
-        a, b = _lk_normal_equations(ref_c, mov, ys, xs, t, wgt, coeffs, 1, match_contrast)
+        a, b = _lk_normal_equations(ref_c, mov, ys, xs, t, wgt, coeffs)
         a, b = a.sum(axis=1), b.sum(axis=1)
         det = a[:, 0, 0] * a[:, 1, 1] - a[:, 0, 1] ** 2
         ok = det > 1e-9 * np.maximum(a[:, 0, 0] * a[:, 1, 1], 1e-300)
@@ -219,10 +218,10 @@ def _lk_normal_equations(ref_c: np.ndarray, mov: np.ndarray, ys, xs, t: np.ndarr
                         / np.maximum((wgt * m ** 2).sum(axis=(1, 2), keepdims=True), 1e-300))
     gy, gx = np.gradient(0.5 * (ref_c + m), axis=(1, 2))
     diff = m - ref_c
-    cols = np.array_split(np.arange(w), int(n_blocks))
+    starts = np.array([c[0] for c in np.array_split(np.arange(w), int(n_blocks))])
 
     def bsum(v):  # (P, h, w) -> (P, B)
-        return np.stack([(wgt[:, c] * v[:, :, c]).sum((1, 2)) for c in cols], -1)
+        return np.add.reduceat((wgt * v).sum(axis=1), starts, axis=-1)
 
     gyy, gxy, gxx = bsum(gy * gy), bsum(gy * gx), bsum(gx * gx)
     a = np.stack([np.stack([gyy, gxy], -1), np.stack([gxy, gxx], -1)], -2)
@@ -233,8 +232,9 @@ def _lk_normal_equations(ref_c: np.ndarray, mov: np.ndarray, ys, xs, t: np.ndarr
 def refine_band(ref: np.ndarray, mov: np.ndarray, t0: Sequence[float], iterations: int = 3,
                 n_blocks: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Shift ``t`` (2,) px of a whole band ``mov`` onto ``ref`` (``ndimage.shift(mov, t) ~
-    ref``), refined from ``t0`` by windowed gradient least squares (:func:`refine_shifts_lk`,
-    one patch), and its covariance ``(2, 2)`` px^2 from the data.
+    ref``), refined from ``t0`` by windowed gradient least squares (the iteration of
+    :func:`refine_shifts_lk` on one patch, the whole band), and its covariance ``(2, 2)``
+    px^2 from the data.
 
     Why refine: phase correlation of a band cut by the image edge (the cap is the top rows)
     is pulled towards zero shift across the band by the Hann window, which stays put while
@@ -255,26 +255,30 @@ def refine_band(ref: np.ndarray, mov: np.ndarray, t0: Sequence[float], iteration
     every registration of that slice). Not included: a difference shared by all columns
     (e.g. a shading change across the band's rows).
     """
-    t0 = np.asarray(t0, np.float64)
+    t = np.asarray(t0, np.float64).copy()
     h, w = ref.shape
     n_blocks = max(2, min(int(n_blocks), w // 4))
     ys, xs = np.array([0]), np.array([0])
     wgt = hann((h, w))
     ref_p = np.asarray(ref, np.float64)[None]
     ref_c = ref_p - (ref_p * wgt).sum(axis=(1, 2), keepdims=True) / wgt.sum()
-    t = refine_shifts_lk(ref_p, mov, ys, xs, t0[None], iterations, match_contrast=True)[0]
-    if not np.isfinite(t).all():
-        return t0, np.full((2, 2), np.nan)
     coeffs = ndimage.spline_filter(np.asarray(mov, np.float64), 3, mode="nearest")
-    a, b = _lk_normal_equations(ref_c, mov, ys, xs, t[None], wgt, coeffs, n_blocks, True)
-    a, b = a[0], b[0]                                # (B, 2, 2), (B, 2)
-    nb = len(b)
-    try:
-        ainv = np.linalg.inv(a.sum(axis=0))
-    except np.linalg.LinAlgError:                    # a band without gradient along an axis
-        return t, np.full((2, 2), np.nan)
-    bc = b - b.mean(axis=0)                          # the misfit gradient is ~0 at the solution
-    meat = nb / (nb - 1.0) * bc.T @ bc
+    nan = np.full((2, 2), np.nan)
+    for _ in range(max(int(iterations), 1)):
+        a, b = _lk_normal_equations(ref_c, mov, ys, xs, t[None], wgt, coeffs, n_blocks, True)
+        a, b = a[0], b[0]                            # (B, 2, 2), (B, 2) per column block
+        try:
+            ainv = np.linalg.inv(a.sum(axis=0))
+        except np.linalg.LinAlgError:                # a band without gradient along an axis
+            return np.asarray(t0, np.float64), nan
+        r = ainv @ b.sum(axis=0)
+        if not np.isfinite(r).all():
+            return np.asarray(t0, np.float64), nan
+        t = t + np.clip(r, -1.0, 1.0)
+    # each block's misfit gradient at the final shift, to first order (one evaluation saved)
+    g = b - a @ np.clip(r, -1.0, 1.0)
+    g = g - g.mean(axis=0)
+    meat = len(g) / (len(g) - 1.0) * g.T @ g
     return t, ainv @ meat @ ainv
 
 
