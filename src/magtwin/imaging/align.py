@@ -534,7 +534,8 @@ def run_align(in_path: str | os.PathLike, out_path: str | os.PathLike,
     Output: ``volume`` float32 (z, y, x) in the frame of slice 0 (NaN where a slice does not
     cover a voxel), ``valid_mask`` uint8 (y, x) (1 = covered by every slice),
     ``shifts_px`` (z, 2), ``uncertainty_px`` (z, 2), the pairwise registrations
-    (``registration/edges``, ``pair_shifts_px``, ``residuals_px``, ``pair_correlation``, and
+    (``registration/edges``, ``pair_shifts_px``, ``residuals_px``, ``pair_correlation``, with
+    a cap ``pair_variance_px2`` (pairs, 2) (each registration's own error variance), and
     without a cap ``patch_shifts_px`` (pairs, patches, 2));
     root attrs ``voxel_size_nm``, ``cap_rows`` ([start, stop] or [-1, -1]), ``quality_json``.
     """
@@ -570,7 +571,7 @@ def run_align(in_path: str | os.PathLike, out_path: str | os.PathLike,
             w.write("shifts_px", shifts, attrs={"convention": "raw slice k at (y,x) shows (y+dy, x+dx) of slice 0"})
             w.write("uncertainty_px", r["uncertainty_px"])
             for name in ("edges", "pair_shifts_px", "residuals_px", "pair_correlation",
-                         "patch_shifts_px"):
+                         "pair_variance_px2", "patch_shifts_px"):
                 if name in r:
                     w.write(f"registration/{name}", r[name])
             res = r["residuals_px"]
