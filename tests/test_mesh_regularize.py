@@ -47,7 +47,7 @@ def test_regularisation_removes_edges_below_tolerance_and_keeps_the_box():
     plc, back, front = _plc(geom)
     assert _shortest_edge(plc.points, plc.loops) < 1e-2, "the reproducer must contain a feature far below 1 nm"
     tol = 0.2
-    pts, tris, b, f, report = regular_surface(plc.points, plc.loops, back, front, np.full(len(back), 1.5),
+    pts, tris, report = regular_surface(plc.points, plc.loops, back, front, np.full(len(back), 1.5),
                                               [0, 0, 0], L, tol, 1e-9 * L.max())
     assert open_edges(tris) == 0
     assert report["vertices_at_reduced_tol"] == 0 and report["remaining_intersections"] == 0

@@ -69,7 +69,7 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
     seed_reg = reg[sel]
     seed_vol = np.array([regular_tet_volume(size[kinds[r]]) for r in seed_reg])
     tol = float(prm["snap_tol_nm"])
-    surf_pts, stris, _, _, reg_report = regular_surface(plc.points, plc.loops, back, front, fsize, geom.box_lo,
+    surf_pts, stris, reg_report = regular_surface(plc.points, plc.loops, back, front, fsize, geom.box_lo,
                                                           geom.box_hi, tol, 1e-9 * extent)
     if reg_report["remaining_intersections"] or reg_report["folded_facets"]:
         raise InputError(f"the model surface intersects itself in {reg_report['remaining_intersections']} triangle "
@@ -91,7 +91,6 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
                                       opt_level=int(prm["optimize_level"]),
                                       opt_max_dihedral_deg=float(prm["optimize_max_dihedral_deg"]))
     t2 = time.perf_counter()
-    tris = stris
     reg_report = {**reg_report, "tol_nm": tol}
     if len(tets) > prm["max_elements"]:
         raise InputError(f"the mesh has {len(tets)} elements (> mesh.max_elements = {prm['max_elements']})", source)
@@ -114,7 +113,7 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
     stats = mesh_statistics(mesh)
     stats["time_s"] = {"surface": t1 - t0, "tetgen": t2 - t1, "sliver_removal": t3 - t2}
     stats["sliver_removal"] = sliver_report
-    stats["surface_triangles"] = int(len(tris))
+    stats["surface_triangles"] = int(len(stris))
     stats["regularisation"] = reg_report
     stats["cleanup"] = geom.cleanup
     return mesh, stats

@@ -116,7 +116,7 @@ def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, tar
     the vertex above ``max(ratio_bound, its current value)``."""
     rng = np.random.default_rng(seed)
     pts = np.array(points, float)
-    dof, normal = vertex_freedom(pts, tets, region)
+    dof, axis = vertex_freedom(pts, tets, region)
     order = np.argsort(tets.ravel(), kind="stable")
     counts = np.bincount(tets.ravel(), minlength=len(pts))
     start = np.zeros(len(pts) + 1, np.int64)
@@ -144,9 +144,9 @@ def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, tar
             cands = np.vstack([pts[v], [pts[v] + f * (centre - pts[v]) for f in (1.0, 0.5, 0.25)],
                                pts[v] + rng.normal(scale=0.25 * h, size=(4, 3))])
             if dof[v] == 2:  # stay in the interface plane
-                cands -= np.outer((cands - pts[v]) @ normal[v], normal[v])
+                cands -= np.outer((cands - pts[v]) @ axis[v], axis[v])
             elif dof[v] == 1:  # slide along the edge
-                cands = pts[v] + np.outer((cands - pts[v]) @ normal[v], normal[v])
+                cands = pts[v] + np.outer((cands - pts[v]) @ axis[v], axis[v])
             # all candidates at once: (C, m, 4, 3) with vertex v replaced
             qq = np.broadcast_to(q, (len(cands),) + q.shape).copy()
             mask = t == v

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from magtwin.model.polyhedra import PlaneSet, cross, polygon_area  # noqa: F401
+from magtwin.model.polyhedra import PlaneSet, cross, polygon_area, vector_area  # noqa: F401
 
 
 @dataclass
@@ -247,7 +247,6 @@ def triangulate(points: np.ndarray, loops: list, facet_size_nm: np.ndarray,
                 cache[key] = (inner, tt, is_bad)
         if is_bad:
             bad.append(k)
-        m = len(bnd)
         ids = list(bnd) + list(range(len(pts), len(pts) + len(inner)))
         pts.extend(inner)
         tris.extend([ids[a], ids[b], ids[c]] for a, b, c in tt)
@@ -260,8 +259,7 @@ def _triangulate_facet(loop3: np.ndarray, h: float) -> tuple[np.ndarray, np.ndar
     (k, 3), triangles (local indices, boundary first) and whether the boundary was lost."""
     import triangle
 
-    # Newell normal: the best-fit plane of a (slightly non-planar) polygon
-    nn = np.sum(cross(loop3, np.roll(loop3, -1, axis=0)), axis=0)
+    nn = vector_area(loop3)  # the best-fit plane of a (slightly non-planar) polygon
     nn /= np.linalg.norm(nn)
     u, w = _plane_basis(nn)
     o = float(loop3.mean(axis=0) @ nn) * nn

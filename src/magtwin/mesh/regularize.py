@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from magtwin.model.polyhedra import polygon_area, vector_area
+
 
 @dataclass
 class RegularPLC:
@@ -65,12 +67,12 @@ def _edges(loops) -> dict:
 
 
 def _facet_planes(points, loops) -> tuple[np.ndarray, np.ndarray]:
-    """Unit normal (F, 3) and offset (F,) of every facet's plane (Newell's method)."""
+    """Unit normal (F, 3) and offset (F,) of every facet's best-fit plane."""
     n = np.zeros((len(loops), 3))
     c = np.zeros(len(loops))
     for k, lp in enumerate(loops):
         q = points[lp]
-        nn = np.sum(np.cross(q, np.roll(q, -1, axis=0)), axis=0)
+        nn = vector_area(q)
         ln = np.linalg.norm(nn)
         if ln > 0:
             n[k] = nn / ln
@@ -260,8 +262,7 @@ def regularize(points: np.ndarray, loops: list, back, front, size_nm, lo, hi, to
     for k, lp in enumerate(loops):
         for sub in _split_pinches(lp) if lp else []:
             q = points[sub]
-            area2 = np.linalg.norm(np.sum(np.cross(q, np.roll(q, -1, axis=0)), axis=0))
-            if area2 <= 1e-12 * np.sum(np.linalg.norm(q - np.roll(q, -1, axis=0), axis=1)) ** 2:
+            if 2 * polygon_area(q) <= 1e-12 * np.sum(np.linalg.norm(q - np.roll(q, -1, axis=0), axis=1)) ** 2:
                 continue  # folded flat: its edges are shared by the facets around it
             key = frozenset(sub)
             if key in by_key:
@@ -308,7 +309,7 @@ def regular_surface(points, loops, back, front, size_nm, lo, hi, tol: float, eps
     with the tolerance of their vertices divided by 4, twice, then 0 (the exact geometry
     there), at most ``rounds`` times.
 
-    Returns ``(points (N, 3), triangles (T, 3), back (T,), front (T,), report)``; the report
+    Returns ``(points (N, 3), triangles (T, 3), report)``; the report
     has the regularisation counts, ``rounds``, ``vertices_at_reduced_tol`` and
     ``remaining_intersections`` (0 unless even the exact local geometry intersects).
     """
@@ -330,4 +331,4 @@ def regular_surface(points, loops, back, front, size_nm, lo, hi, tol: float, eps
     used, inv = np.unique(tris, return_inverse=True)
     report.update(rounds=rnd + 1, vertices_at_reduced_tol=int(np.sum(vtol < float(tol))),
                   remaining_intersections=int(len(bad)), folded_facets=len(folded))
-    return pts[used], inv.reshape(-1, 3), reg.back[owner], reg.front[owner], report
+    return pts[used], inv.reshape(-1, 3), report

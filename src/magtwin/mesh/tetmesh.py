@@ -18,6 +18,7 @@ import numpy as np
 
 from magtwin.errors import InputError
 from magtwin.io.mesh_artefact import tetrahedron_volumes
+from magtwin.mesh.regularize import box_constraints
 
 LOG = logging.getLogger(__name__)
 
@@ -113,7 +114,6 @@ def tetrahedralize(
     keep_surface: bool = False,
     opt_level: int = 2,
     opt_max_dihedral_deg: float = 165.0,
-    max_steiner: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mesh the PLC; return ``(nodes (N,3), tets (M,4) positively oriented, region (M,))``.
 
@@ -128,25 +128,22 @@ def tetrahedralize(
     opt_level, opt_max_dihedral_deg : TetGen ``-O<level>/7`` mesh optimisation (flips,
         smoothing, vertex insertion/deletion) of elements with a dihedral angle above
         ``-o/<deg>``
-    max_steiner : TetGen ``-S``: at most this many added points (bounds the refinement
-        around features far below the element size)
     """
     import tetgen
 
     quality = f"q{radius_edge_ratio:g}" + (f"/{min_dihedral_deg:g}" if min_dihedral_deg > 0 else "")
     switches = (f"p{quality}aAO{int(opt_level)}/7o/{opt_max_dihedral_deg:g}" + ("Y" if keep_surface else "")
-                + (f"S{int(max_steiner)}" if max_steiner else "")) + ("" if LOG.isEnabledFor(logging.DEBUG) else "Q")
+                + ("" if LOG.isEnabledFor(logging.DEBUG) else "Q"))
     triangles = np.asarray(triangles, np.int64)
     points = np.asarray(points, np.float64)
     lo, hi = points.min(axis=0), points.max(axis=0)
-    box_fixed = np.any(np.isclose(points, lo, rtol=0, atol=1e-9 * np.max(hi - lo))
-                       | np.isclose(points, hi, rtol=0, atol=1e-9 * np.max(hi - lo)), axis=1)
+    box_fixed = np.array([bool(c) for c in box_constraints(points, lo, hi, 1e-9 * float(np.max(hi - lo)))])
+    # generous: TetGen meshes ~1e5 elements per second; beyond that it is stuck
+    timeout_s = 120.0 + 2e-3 * len(triangles)
     for attempt in range(4):
-        tg = tetgen.TetGen(np.asarray(points, np.float64), triangles.astype(np.int32))
+        tg = tetgen.TetGen(points, triangles.astype(np.int32))
         for p, r, v in zip(seeds, seed_region, seed_max_volume):
             tg.add_region(int(r), [float(c) for c in p], float(v))
-        # generous: TetGen meshes ~1e5 elements per second; beyond that it is stuck
-        timeout_s = 120.0 + 2e-3 * len(triangles)
         nodes, tets, attr = _isolated(lambda: tg.tetrahedralize(switches=switches)[:3], source, timeout_s)
         nodes = np.asarray(nodes, np.float64)
         tets = np.asarray(tets, np.int64)[:, :4]
@@ -169,8 +166,9 @@ def tetrahedralize(
 
 
 def _lift_flat(points: np.ndarray, flat_tets: np.ndarray, sign: float, fixed: np.ndarray) -> np.ndarray:
-    """Input points (the first ``len(fixed)`` of ``points``) with one vertex of every flat element moved off the plane of its other three
-    by 1 % of the element's longest edge, to the side that gives the element the orientation
+    """Input points (the first ``len(fixed)`` of ``points``) with one vertex of every flat
+    element moved off the plane of its other three by 1 % of the element's longest edge, to
+    the side that gives the element the orientation
     ``sign`` of TetGen's others. Flat elements that TetGen must make from coplanar surface
     points (a thin piece squeezed flat by regularisation, a fold a hair past 180°) become
     slivers that smoothing can improve; vertices with ``fixed`` True (on the box) stay."""
@@ -225,16 +223,15 @@ def _absorb_unseeded(points, tets, region, seeded: set) -> np.ndarray:
 
 def split_flat_elements(points: np.ndarray, tets: np.ndarray, region: np.ndarray, rel: float = 1e-12):
     """Remove zero-volume elements that have three collinear vertices ``a, v, b`` (``v`` on
-    the segment ``ab``; left by a surface vertex moved onto a segment by regularisation, which exact
-    predicates still see a hair off it): every element on edge ``ab`` is split at ``v``,
+    the segment ``ab``; left by a surface vertex moved onto a segment by regularisation,
+    which exact predicates still see a hair off it): every element on edge ``ab`` is split at ``v``,
     and those already containing ``v`` (the flat ones) vanish. The result stays conforming
     (a subdivision of the star of ``ab``). Returns ``(tets, region, number of splits)``."""
     tets = np.asarray(tets, np.int64).copy()
     region = np.asarray(region).copy()
     splits = 0
     for _ in range(100):
-        q = points[tets]
-        vol = np.einsum("ij,ij->i", np.cross(q[:, 1] - q[:, 0], q[:, 2] - q[:, 0]), q[:, 3] - q[:, 0])
+        vol = tetrahedron_volumes(points, tets)
         flat = np.flatnonzero(np.abs(vol) <= rel * np.abs(vol).mean())
         if not len(flat):
             break

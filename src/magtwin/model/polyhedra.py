@@ -94,10 +94,16 @@ def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                      a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]], axis=-1)
 
 
+def vector_area(loop: np.ndarray) -> np.ndarray:
+    """Twice the vector area (3,) of a polygon (k, 3): its normal times twice its area; for a
+    slightly non-planar polygon the normal of its best-fit plane."""
+    a = loop[0]
+    return cross(loop[1:-1] - a, loop[2:] - a).sum(axis=0)
+
+
 def polygon_area(loop: np.ndarray) -> float:
     """Area of a planar polygon (k, 3)."""
-    a = loop[0]
-    s = cross(loop[1:-1] - a, loop[2:] - a).sum(axis=0)
+    s = vector_area(loop)
     return 0.5 * float(np.sqrt(s @ s))
 
 
