@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from magtwin.errors import InputError
 from magtwin.model.polyhedra import PlaneSet, Polyhedron, clip
 
 
@@ -33,38 +32,49 @@ class Piece:
     sliver: bool = False
 
 
+def offset_planes(
+    pair_plane: dict[tuple[int, int], int], planes: PlaneSet, thickness_nm: float
+) -> dict[int, list[tuple[int, int, int]]]:
+    """Add the two offset planes ``n_ij·x = c_ij ∓ t/2`` of every pair to ``planes``; return
+    per grain its ``(neighbour, offset plane id, side of the core w.r.t. that plane)``."""
+    half = 0.5 * float(thickness_nm)
+    neighbours: dict[int, list[tuple[int, int, int]]] = {}
+    for (a, b), pid in pair_plane.items():
+        n, c = planes.n(pid), planes.c(pid)
+        pa, pb = planes.add(n, c - half), planes.add(n, c + half)
+        neighbours.setdefault(a, []).append((b, pa, -1))
+        neighbours.setdefault(b, []).append((a, pb, +1))
+    return neighbours
+
+
+def grain_cores(
+    cells: list[Polyhedron | None], pair_plane: dict[tuple[int, int], int], planes: PlaneSet, thickness_nm: float
+) -> list[Polyhedron | None]:
+    """The core of every cell: its points farther than ``t/2`` from all its faces between
+    grains (``None`` for an empty cell or a cell that is all boundary phase). Adds the offset
+    planes to ``planes`` (pass a copy to keep a registry clean)."""
+    neighbours = offset_planes(pair_plane, planes, thickness_nm)
+    cores: list[Polyhedron | None] = []
+    for g, cell in enumerate(cells):
+        core = cell
+        for _, pid, core_side in neighbours.get(g, []):
+            if core is None:
+                break
+            core = clip(core, planes, pid, core_side)
+        cores.append(core)
+    return cores
+
+
 def split_cells(
     cells: list[Polyhedron | None],
     pair_plane: dict[tuple[int, int], int],
     planes: PlaneSet,
     thickness_nm: float,
-    source=None,
-    max_coreless_fraction: float = 0.25,
-) -> tuple[list[Piece], dict[tuple[int, int], tuple[int, int]]]:
-    """Cut every cell into core, GB and TJ pieces.
-
-    Returns
-    -------
-    pieces : list of :class:`Piece`
-    offset_planes : ``{(i, j): (plane id in i, plane id in j)}`` the two offset planes per pair
-    Raises
-    ------
-    InputError
-        If the GB thickness leaves more than ``max_coreless_fraction`` of the grains without
-        interior (small fragments cut by the box edge may be all boundary phase).
-    """
-    half = 0.5 * float(thickness_nm)
-    offset_planes = {}
-    for (a, b), pid in pair_plane.items():
-        n, c = planes.n(pid), planes.c(pid)
-        offset_planes[(a, b)] = (planes.add(n, c - half), planes.add(n, c + half))
-    neighbours: dict[int, list[tuple[int, int, int]]] = {}
-    for (a, b), (pa, pb) in offset_planes.items():
-        # (neighbour, offset plane id, side of the core w.r.t. that plane)
-        neighbours.setdefault(a, []).append((b, pa, -1))
-        neighbours.setdefault(b, []).append((a, pb, +1))
+) -> list[Piece]:
+    """Cut every cell into core, GB and TJ pieces (see the module docstring). Grains too
+    small for a core are removed before (:func:`magtwin.model.cleanup.drop_thin_grains`)."""
+    neighbours = offset_planes(pair_plane, planes, thickness_nm)
     pieces: list[Piece] = []
-    coreless: list[int] = []
     for g, cell in enumerate(cells):
         if cell is None:
             continue
@@ -79,14 +89,5 @@ def split_cells(
                 if near_part is not None:
                     nxt.append((near | {j}, near_part))
             parts = nxt
-        if not any(len(near) == 0 for near, _ in parts):
-            coreless.append(g)
         pieces.extend(Piece(g, near, poly) for near, poly in parts)
-    present = sum(c is not None for c in cells)
-    # a few small fragments cut by the box edge may be all boundary phase; most grains not
-    if len(coreless) > max_coreless_fraction * present:
-        raise InputError(
-            f"grain-boundary thickness {thickness_nm:g} nm is larger than {len(coreless)} of "
-            f"{present} grains (no grain interior left, e.g. grain index {coreless[0]}); use a "
-            f"thinner GB or a larger model.scale", source)
-    return pieces, offset_planes
+    return pieces

@@ -10,8 +10,10 @@ Artefact layout (stage ``model``):
   piece: row ``+k+1`` means ``n·x <= c``, ``-(k+1)`` means ``n·x >= c``), ``region`` and
   ``grain`` per piece;
 * root attributes ``regions_json`` (region table, see :mod:`magtwin.model.regions`),
-  ``box_lo_nm``/``box_hi_nm``, ``alignment_axis``, ``fit_json`` (voxel accuracy),
-  ``cleanup_json``.
+  ``box_lo_nm``/``box_hi_nm``, ``alignment_axis``, ``fit_json`` (voxel accuracy of the
+  model's cells; ``voxel_accuracy_fit`` that of the fit when grains were dropped),
+  ``cleanup_json`` (sliver pieces, and ``dropped_grains``: labelled grains too small or too
+  cut by the box for a GB shell, with the reason, see :mod:`magtwin.model.cleanup`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 from magtwin.errors import ArtefactError, ConfigError, InputError
 from magtwin.io.artefact import ArtefactWriter, open_artefact, read_json_attr
 from magtwin.model.geometry import Geometry, build_geometry
-from magtwin.model.laguerre import fit_laguerre
+from magtwin.model.laguerre import fit_laguerre, voxel_accuracy
 
 LOG = logging.getLogger(__name__)
 
@@ -152,6 +154,17 @@ def model_from_labels(labels: np.ndarray, voxel_size_nm, params: Mapping[str, An
         "n_voxels_scored": fit.n_voxels_scored, "n_grains_labels": int(len(fit.grain_ids)),
         "crop_offset_nm": offset.tolist(), "scale": scale, "alignment_axis": axis.tolist(),
     }
+    dropped = geom.cleanup["dropped_grains"]
+    if dropped:
+        # the model's cells are the fit's without the dropped sites: score those
+        keep = ~np.isin(fit.grain_ids, [d["grain"] for d in dropped])
+        report["voxel_accuracy_fit"] = fit.accuracy
+        report["voxel_accuracy"] = voxel_accuracy(labels, voxel_size_nm, fit.sites_nm[keep], fit.weights_nm2[keep],
+                                                  fit.grain_ids[keep], seed=int(prm["seed"]))
+        LOG.warning("model: %d labelled grain(s) dropped, too small or too cut by the box for a %g nm GB shell "
+                    "(their space goes to their neighbours; voxel accuracy %.4f -> %.4f): %s", len(dropped),
+                    float(prm["gb_thickness_nm"]), fit.accuracy, report["voxel_accuracy"],
+                    "; ".join(f"grain {d['grain']}: {d['reason'].split(' inside')[0]}" for d in dropped))
     return geom, report, sites, weights
 
 

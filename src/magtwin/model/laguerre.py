@@ -92,6 +92,18 @@ def power_labels(points: np.ndarray, sites: np.ndarray, weights: np.ndarray, chu
     return out
 
 
+def voxel_accuracy(labels: np.ndarray, voxel_size_nm, sites_nm: np.ndarray, weights_nm2: np.ndarray,
+                   grain_ids: np.ndarray, max_voxels: int = 2_000_000, seed: int = 0) -> float:
+    """Fraction of the labelled voxels of ``labels`` (z, y, x) whose power cell (sites (G, 3)
+    xyz nm, weights (G,) nm²) stands for their label (a seeded uniform subsample of at most
+    ``max_voxels``)."""
+    nz = np.flatnonzero(labels.ravel())
+    if len(nz) > max_voxels:
+        nz = np.random.default_rng(seed).choice(nz, size=max_voxels, replace=False)
+    pts = voxel_centres_nm(np.column_stack(np.unravel_index(nz, labels.shape)), voxel_size_nm)
+    return float(np.mean(np.asarray(grain_ids)[power_labels(pts, sites_nm, weights_nm2)] == labels.ravel()[nz]))
+
+
 def fit_laguerre(
     labels: np.ndarray,
     voxel_size_nm,

@@ -196,13 +196,15 @@ def clip(poly: Polyhedron, planes: PlaneSet, pid: int, keep_side: int) -> Polyhe
 
 
 def laguerre_cells(
-    sites: np.ndarray, weights: np.ndarray, lo, hi, planes: PlaneSet
+    sites: np.ndarray, weights: np.ndarray, lo, hi, planes: PlaneSet, active: np.ndarray | None = None
 ) -> tuple[list[Polyhedron | None], dict[tuple[int, int], int], list[int]]:
     """Laguerre (power) cells ``{x in box: |x-s_i|² - w_i <= |x-s_j|² - w_j for all j}``.
 
     Parameters
     ----------
-    sites : (G, 3) nm; weights : (G,) nm²; lo, hi : box corners (nm); planes : registry.
+    sites : (G, 3) nm; weights : (G,) nm²; lo, hi : box corners (nm); planes : registry;
+    active : (G,) bool, optional: sites left out of the tessellation (their cell ``None``,
+        their space shared by the others).
 
     Returns
     -------
@@ -215,14 +217,20 @@ def laguerre_cells(
     weights = np.asarray(weights, float)
     box, box_ids = box_polyhedron(planes, lo, hi)
     g = len(sites)
+    active = np.ones(g, bool) if active is None else np.asarray(active, bool)
     pair_plane: dict[tuple[int, int], int] = {}
     cells: list[Polyhedron | None] = []
     for i in range(g):
+        if not active[i]:
+            cells.append(None)
+            continue
         diff = sites - sites[i]
         dist = np.linalg.norm(diff, axis=1)
-        dist[i] = np.inf
+        dist[i] = 1.0
         # signed distance from s_i of the bisector plane with j
         h = (dist**2 + weights[i] - weights) / (2 * dist)
+        h[i] = np.inf
+        h[~active] = np.inf
         cell: Polyhedron | None = box
         for j in np.argsort(h):
             if j == i or not np.isfinite(h[j]):

@@ -1,0 +1,93 @@
+"""Issue 4 target "every GB region's measured thickness within 5 % of the configured value" on
+the exact model, where grains too small (or too cut by the box) to carry a GB shell occur:
+such a grain is dropped from the tessellation (its neighbours take its space) instead of its
+core sliver being merged into a GB region, which made that region thicker (3.08 nm instead
+of 2 nm on the 30-grain benchmark model). Thickness measured with
+:func:`tests.model_helpers.slab_thickness` on the vertices of each region's pieces; the
+reference is the configured thickness itself (a GB region is the band within t/2 of its
+pair plane, DESIGN.md / magtwin.model.boundary_phase)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from magtwin.model.geometry import build_geometry
+
+from .model_helpers import slab_thickness
+
+T = 2.0
+BOX = np.array([60.0, 60.0, 20.0])
+COLUMNS = np.array([[20.0, 20.0, 10.0], [45.0, 25.0, 10.0], [25.0, 45.0, 10.0]])
+
+
+def gb_thicknesses(geom, slab_like_only=False) -> dict[tuple, float]:
+    """{grain labels of a GB region: slab thickness (nm) of its pieces' vertices}."""
+    out = {}
+    for r in geom.regions:
+        if r["kind"] != "gb":
+            continue
+        pts = np.vstack([p.poly.vertices for p in geom.pieces if p.region == r["id"]])
+        sv = np.linalg.svd(pts - pts.mean(axis=0), compute_uv=False)
+        if slab_like_only and sv[1] < 4 * sv[2]:  # a tiny GB patch: its width is not its thickness
+            continue
+        out[tuple(r["grains"])] = slab_thickness(pts)
+    return out
+
+
+@pytest.mark.parametrize("cap_weight", [1325.0, 1450.0])
+def test_grain_too_thin_for_its_gb_shell_is_dropped_and_every_gb_is_t_thick(cap_weight):
+    # three grain columns through the box and a flat cap grain (label 4) at the top face, from a
+    # site above the box: at most 0.6 nm thick at weight 1325 (no core left inside its 2 nm GB
+    # shell), 1.8 nm at 1450 (a core sliver 0.2 nm from its centroid to its faces, < 0.3 nm)
+    sites = np.vstack([COLUMNS, [[30.0, 30.0, 60.0]]])
+    weights = np.array([0.0, 0.0, 0.0, cap_weight])
+    geom = build_geometry(sites, weights, np.array([1, 2, 3, 4]), [0, 0, 0], BOX, T, 0.3, 3.0)
+    thick = gb_thicknesses(geom)
+    for pair, t in thick.items():
+        assert t == pytest.approx(T, rel=0.05), pair
+    assert set(thick) == {(1, 2), (1, 3), (2, 3)}
+    # the cap is reported as dropped, with its reason, and has no region left
+    dropped = geom.cleanup["dropped_grains"]
+    assert [d["grain"] for d in dropped] == [4]
+    assert "GB shell" in dropped[0]["reason"] and dropped[0]["core_inner_radius_nm"] < 0.3
+    assert all(4 not in r["grains"] for r in geom.regions)
+    assert sum(r["volume_nm3"] for r in geom.regions) == pytest.approx(np.prod(BOX), rel=1e-12)
+    # the columns took its space: each grain's pieces fill its power cell among the three
+    # remaining sites (brute-force classification of random points, independent of clipping)
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0, 1, (20000, 3)) * BOX
+    owner = np.argmin(((pts[:, None] - COLUMNS[None]) ** 2).sum(-1), axis=1)
+    for g in range(3):
+        vol = sum(p.poly.volume() for p in geom.pieces if p.grain == g)
+        assert vol / np.prod(BOX) == pytest.approx(np.mean(owner == g), abs=0.01)
+
+
+def test_grain_with_a_core_keeps_it():
+    # the same cap up to 2.3 nm thick has a core of at least min_feature: it stays, with a GB to
+    # each column
+    sites = np.vstack([COLUMNS, [[30.0, 30.0, 60.0]]])
+    geom = build_geometry(sites, np.array([0.0, 0.0, 0.0, 1500.0]), np.array([1, 2, 3, 4]), [0, 0, 0], BOX,
+                          T, 0.3, 3.0)
+    assert geom.cleanup["dropped_grains"] == []
+    assert [r["grains"] for r in geom.regions if r["kind"] == "grain"] == [[1], [2], [3], [4]]
+    thick = gb_thicknesses(geom)
+    assert {(1, 4), (2, 4), (3, 4)} <= set(thick)
+    for pair, t in thick.items():
+        assert t == pytest.approx(T, rel=0.05), pair
+
+
+def test_benchmark_30_grain_model_every_slab_like_gb_is_t_thick():
+    # benchmarks/model_mesh.py one(30, 15.0, ...) with its default seed 0: jittered-lattice
+    # Laguerre grains of 15 nm in a 60 x 60 x 30 nm box, several cut thin by the box
+    rng = np.random.default_rng(0)
+    n, grain_nm, k = 30, 15.0, 4
+    g = np.stack(np.meshgrid(*[np.arange(k)] * 3, indexing="ij"), -1).reshape(-1, 3)[:n] + 0.5
+    sites = (g + rng.uniform(-0.3, 0.3, g.shape)) * grain_nm
+    weights = rng.uniform(0, 0.1 * grain_nm**2, n)
+    geom = build_geometry(sites, weights, np.arange(1, n + 1), [0, 0, 0], [60.0, 60.0, 30.0], T, 0.3, 3.0)
+    thick = gb_thicknesses(geom, slab_like_only=True)
+    assert len(thick) >= 30
+    off = {pair: round(t, 3) for pair, t in thick.items() if abs(t / T - 1) > 0.05}
+    assert off == {}
+    assert 0 < len(geom.cleanup["dropped_grains"]) <= 3
