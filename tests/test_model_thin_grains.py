@@ -77,17 +77,30 @@ def test_grain_with_a_core_keeps_it():
         assert t == pytest.approx(T, rel=0.05), pair
 
 
-def test_benchmark_30_grain_model_every_slab_like_gb_is_t_thick():
-    # benchmarks/model_mesh.py one(30, 15.0, ...) with its default seed 0: jittered-lattice
-    # Laguerre grains of 15 nm in a 60 x 60 x 30 nm box, several cut thin by the box
-    rng = np.random.default_rng(0)
+@pytest.mark.parametrize("seed", [0, 3, 4])
+def test_benchmark_30_grain_models_every_gb_is_t_thick(seed):
+    """benchmarks/model_mesh.py one(30, 15.0, ...) (default seed 0, and 3, 4): jittered-lattice
+    Laguerre grains of 15 nm in a 60 x 60 x 30 nm box. Before: seed 0 had a GB 3.08 nm thick
+    (a dropped grain's core sliver), seed 3 one 2.24 nm (a third grain's TJ sliver), seed 4
+    one 1.0 nm (a GB half-slab sliver merged into its grain core), and each a few GB regions
+    of one half only (halves that never meet, now junction)."""
+    rng = np.random.default_rng(seed)
     n, grain_nm, k = 30, 15.0, 4
     g = np.stack(np.meshgrid(*[np.arange(k)] * 3, indexing="ij"), -1).reshape(-1, 3)[:n] + 0.5
     sites = (g + rng.uniform(-0.3, 0.3, g.shape)) * grain_nm
     weights = rng.uniform(0, 0.1 * grain_nm**2, n)
     geom = build_geometry(sites, weights, np.arange(1, n + 1), [0, 0, 0], [60.0, 60.0, 30.0], T, 0.3, 3.0)
+    # every GB region: its extent along the normal of its power bisector (from the two sites)
+    gb = [r for r in geom.regions if r["kind"] == "gb"]
+    assert len(gb) >= 45
+    width = {}
+    for r in gb:
+        a, b = (r["grains"][0] - 1, r["grains"][1] - 1)
+        normal = (sites[b] - sites[a]) / np.linalg.norm(sites[b] - sites[a])
+        pts = np.vstack([p.poly.vertices for p in geom.pieces if p.region == r["id"]])
+        width[tuple(r["grains"])] = float(np.ptp(pts @ normal))
+    assert {pair: round(w, 3) for pair, w in width.items() if abs(w / T - 1) > 0.05} == {}
+    # and every slab-like one measured as a slab (hull width, tests/model_helpers)
     thick = gb_thicknesses(geom, slab_like_only=True)
     assert len(thick) >= 30
-    off = {pair: round(t, 3) for pair, t in thick.items() if abs(t / T - 1) > 0.05}
-    assert off == {}
-    assert 0 < len(geom.cleanup["dropped_grains"]) <= 3
+    assert {pair: round(t, 3) for pair, t in thick.items() if abs(t / T - 1) > 0.05} == {}

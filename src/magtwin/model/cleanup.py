@@ -13,9 +13,17 @@ it has a radius below ``min_feature_nm`` (thin wedges where offset planes nearly
 tiny pieces at near-degenerate tessellation vertices). Its region id is changed to that of
 the neighbouring piece sharing the largest facet area with it (repeated until no sliver
 borders only slivers), so the facets around it become region-interior and are not meshed;
-the geometry itself is unchanged (volumes stay exact). Edges and faces shorter/narrower than
-the tolerance left after that are collapsed when the PLC vertices are merged
-(:func:`magtwin.mesh.plc.build_plc`).
+the geometry itself is unchanged (volumes stay exact). Every GB region stays exactly ``t``
+thick along its normal: a sliver only joins a region of its own grain, and a GB region only
+if it lies in that GB's band (within ``t/2`` of its pair plane); a sliver half of a GB next
+to its other half stays in its GB (joining its grain core instead would leave a GB ``t/2``
+thick). Edges and faces shorter/narrower than the tolerance left after that are collapsed
+when the PLC vertices are merged (:func:`magtwin.mesh.plc.build_plc`).
+
+*GB regions without a slab.* Where a grain pair's face lies inside junctions, the GB region
+of the pair can consist of strips of each grain's band that never meet (no facet between its
+two halves): there is no slab of thickness ``t``, and these pieces join the neighbouring TJ
+region of both grains.
 """
 
 from __future__ import annotations
@@ -110,8 +118,9 @@ def drop_thin_grains(
 def merge_slivers(
     pieces: list[Piece], facets: list, planes: PlaneSet, min_feature_nm: float
 ) -> dict:
-    """Relabel sliver pieces in place (see module docstring); return a small report
-    ``{"sliver_pieces": n, "sliver_volume_nm3": v}`` and set ``piece.sliver``."""
+    """Relabel sliver pieces and GB regions without a slab in place (see module docstring);
+    return a small report ``{"sliver_pieces": n, "sliver_volume_nm3": v,
+    "gb_regions_into_junctions": m}`` and set ``piece.sliver``."""
     radius = np.array([inner_radius(p.poly, planes) for p in pieces])
     sliver = radius < min_feature_nm
     shared: dict[int, dict[int, float]] = {}
@@ -146,11 +155,13 @@ def merge_slivers(
             progress = True
         if not progress:
             break
+    no_slab = _gb_without_slab(pieces, facets, shared, region_grains)
     for k, p in enumerate(pieces):
         p.sliver = bool(sliver[k])
     return {
         "sliver_pieces": int(sliver.sum()),
         "sliver_volume_nm3": float(sum(pieces[k].poly.volume() for k in np.flatnonzero(sliver))),
+        "gb_regions_into_junctions": no_slab,
     }
 
 
@@ -161,3 +172,25 @@ def _keeps_gb_thickness(piece: Piece, grains: set) -> bool:
     if piece.grain not in grains:
         return False
     return len(grains) != 2 or grains <= {piece.grain} | set(piece.near)
+
+
+def _gb_without_slab(pieces: list[Piece], facets: list, shared: dict, region_grains: dict) -> int:
+    """Move the pieces of every GB region whose two halves share no facet into the
+    neighbouring TJ region of both its grains sharing the largest facet; return how many GB
+    regions moved."""
+    meet = {pieces[f.a].region for f in facets
+            if f.b >= 0 and pieces[f.a].region == pieces[f.b].region and pieces[f.a].grain != pieces[f.b].grain}
+    members: dict[int, list[int]] = {}
+    for k, p in enumerate(pieces):
+        members.setdefault(p.region, []).append(k)
+    moved = 0
+    for r in sorted(members):
+        if len(region_grains[r]) != 2 or r in meet:
+            continue
+        for k in members[r]:
+            tj = {j: a for j, a in shared.get(k, {}).items()
+                  if len(region_grains[pieces[j].region]) > 2 and region_grains[pieces[j].region] >= region_grains[r]}
+            if tj:
+                pieces[k].region = pieces[max(tj, key=tj.get)].region
+        moved += any(pieces[k].region != r for k in members[r])
+    return moved
