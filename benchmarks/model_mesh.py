@@ -53,7 +53,7 @@ def one(n: int, grain_nm: float, gb_size: float, seed: int) -> dict:
         "fraction_radius_edge_above_2": stats["quality"]["radius_edge_ratio_fraction_above_2"],
         "min_dihedral_histogram": stats["quality"]["min_dihedral_histogram"],
         "radius_edge_ratio_histogram": stats["quality"]["radius_edge_ratio_histogram"],
-        "regularisation": stats["regularisation"], "sliver_removal": stats["sliver_removal"],
+        "regularisation": stats["regularisation"], "improvement": stats["improvement"],
     }
 
 

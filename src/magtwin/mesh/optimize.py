@@ -20,53 +20,63 @@ from __future__ import annotations
 import numpy as np
 
 from magtwin.mesh.quality import dihedral_angles_deg
+from magtwin.mesh.topology import unique_faces
 
 _FACES = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
 _OFACES = np.array([[1, 2, 3], [0, 3, 2], [0, 1, 3], [0, 2, 1]])  # consistently oriented
 
 
 def _interface_faces(tets: np.ndarray, region: np.ndarray) -> np.ndarray:
-    faces = tets[:, _FACES].reshape(-1, 3)
-    owner = np.repeat(np.arange(len(tets)), 4)
-    key = np.sort(faces, axis=1)
-    _, inv, cnt = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    inv = inv.ravel()
-    order = np.argsort(inv, kind="stable")
-    first = np.zeros(len(cnt) + 1, np.int64)
-    first[1:] = np.cumsum(cnt)
-    out = []
-    for f in range(len(cnt)):
-        occ = order[first[f]:first[f + 1]]
-        if cnt[f] == 1 or region[owner[occ[0]]] != region[owner[occ[1]]]:
-            out.append(key[occ[0]])
-    return np.array(out, np.int64).reshape(-1, 3)
+    """Faces (F, 3), sorted vertex ids, on the mesh boundary or between two regions."""
+    freg = np.repeat(region, 4)
+    uniq, inv, cnt = unique_faces(tets[:, _FACES].reshape(-1, 3), int(tets.max()) + 1)
+    rmin = np.full(len(uniq), np.iinfo(np.int64).max)
+    rmax = np.full(len(uniq), np.iinfo(np.int64).min)
+    np.minimum.at(rmin, inv, freg)
+    np.maximum.at(rmax, inv, freg)
+    return uniq[(cnt == 1) | (rmin != rmax)].astype(np.int64)
 
 
-def vertex_freedom(points: np.ndarray, tets: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def vertex_freedom(points: np.ndarray, tets: np.ndarray, region: np.ndarray,
+                   bend_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Per vertex: ``dof`` (3 free, 2 in a plane, 1 along a straight edge, 0 fixed) and the
-    plane normal (dof 2) or the edge direction (dof 1)."""
+    plane normal (dof 2) or the edge direction (dof 1). Interface triangles whose normals
+    differ by less than ``bend_deg`` count as one plane (the regularised facets are bent by
+    up to a few tenths of a degree where vertices were merged)."""
     iface = _interface_faces(tets, region)
     n = np.cross(points[iface[:, 1]] - points[iface[:, 0]], points[iface[:, 2]] - points[iface[:, 0]])
     n /= np.linalg.norm(n, axis=1, keepdims=True)
+    same = max(1e-7, 1.0 - np.cos(np.radians(bend_deg)))
+    off_edge = max(1e-7, np.sin(np.radians(bend_deg)))
     dof = np.full(len(points), 3, np.int8)
     axis = np.zeros((len(points), 3))
-    planes: dict[int, list] = {}
-    for k in range(3):
-        for vi, ni in zip(iface[:, k], n):
-            lst = planes.setdefault(int(vi), [])
-            if len(lst) < 8 and all(abs(abs(m @ ni) - 1.0) > 1e-7 for m in lst):
-                lst.append(ni)
-    for v, lst in planes.items():
-        if len(lst) == 1:
-            dof[v], axis[v] = 2, lst[0]
-            continue
-        d = np.cross(lst[0], lst[1])
-        d /= np.linalg.norm(d)
-        # on one straight edge: every interface plane at v contains the edge direction
-        if len(lst) < 8 and all(abs(m @ d) < 1e-7 for m in lst[2:]):
-            dof[v], axis[v] = 1, d
-        else:
-            dof[v] = 0
+    # (vertex, normal) pairs grouped by vertex
+    v = iface.ravel()
+    nn = np.repeat(n, 3, axis=0)
+    order = np.argsort(v, kind="stable")
+    v, nn = v[order], nn[order]
+    starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
+    verts = v[starts]
+    group = np.cumsum(np.r_[False, v[1:] != v[:-1]])
+    n0 = nn[starts][group]
+    distinct = np.abs(np.abs(np.einsum("ij,ij->i", nn, n0)) - 1.0) > same
+    # first normal of each vertex that is not in the plane of its first one
+    idx = np.where(distinct, np.arange(len(v)), len(v))
+    first = np.full(len(verts), len(v))
+    np.minimum.at(first, group, idx)
+    planar = first == len(v)
+    dof[verts[planar]] = 2
+    axis[verts[planar]] = nn[starts[planar]]
+    d = np.zeros((len(verts), 3))
+    d[~planar] = np.cross(nn[starts[~planar]], nn[first[~planar]])
+    d[~planar] /= np.linalg.norm(d[~planar], axis=1, keepdims=True)
+    # on one straight edge: every interface plane at the vertex contains the edge direction
+    dev = np.zeros(len(verts))
+    np.maximum.at(dev, group, np.abs(np.einsum("ij,ij->i", nn, d[group])))
+    line = ~planar & (dev < off_edge)
+    dof[verts[line]] = 1
+    axis[verts[line]] = d[line]
+    dof[verts[~planar & ~line]] = 0
     return dof, axis
 
 
@@ -108,7 +118,8 @@ def _radius_edge(q: np.ndarray) -> np.ndarray:
 
 
 def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, target_deg: float = 10.0,
-                   passes: int = 3, seed: int = 0, ratio_bound: float = 2.0) -> tuple[np.ndarray, dict]:
+                   passes: int = 3, seed: int = 0, ratio_bound: float = 2.0,
+                   bend_deg: float = 0.0) -> tuple[np.ndarray, dict]:
     """Relocate vertices of poor elements; returns new points and a small report.
 
     A move is accepted only if it raises the smallest dihedral angle around the vertex,
@@ -116,7 +127,7 @@ def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, tar
     the vertex above ``max(ratio_bound, its current value)``."""
     rng = np.random.default_rng(seed)
     pts = np.array(points, float)
-    dof, axis = vertex_freedom(pts, tets, region)
+    dof, axis = vertex_freedom(pts, tets, region, bend_deg)
     order = np.argsort(tets.ravel(), kind="stable")
     counts = np.bincount(tets.ravel(), minlength=len(pts))
     start = np.zeros(len(pts) + 1, np.int64)
