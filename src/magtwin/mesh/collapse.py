@@ -8,22 +8,25 @@ needle or wedge with a dihedral angle of a few degrees, and no vertex relocation
 
 For every element with a smallest dihedral angle below ``target_deg``, each of its six edges
 is tried in both directions: vertex ``b`` is removed and every element around it is
-reconnected to ``a`` (elements holding both vanish). A collapse is allowed only if it keeps
-the geometry (the same constraints as vertex relocation, :func:`magtwin.mesh.optimize.vertex_freedom`):
+reconnected to ``a`` (elements holding both vanish). The box stays exact (``a`` must lie on
+every box plane ``b`` lies on). Where the geometry allows it exactly, the collapse keeps it
+exactly (the constraints of vertex relocation, :func:`magtwin.mesh.optimize.vertex_freedom`):
 
 * ``b`` inside one region: ``a`` anywhere;
-* ``b`` on one interface plane or box face: ``a`` on that plane and on every interface ``b``
-  touches;
-* ``b`` on one straight model edge: ``a`` on that line and on every interface ``b`` touches;
-* ``b`` at a model corner: never removed.
+* ``b`` on one interface plane: ``a`` on that plane and on every interface ``b`` touches;
+* ``b`` on one straight model edge: ``a`` on that line and on every interface ``b`` touches.
 
-and it is accepted only if every new element is positively oriented (then the elements
-around ``b`` re-fill the same volume, region by region) and the smallest dihedral angle
-around ``b`` rises, without pushing the radius–edge ratio above ``max(ratio_bound, its
-current value)``. Interfaces are kept as planes, so region volumes are kept to the planarity
-of the regularised facets. (Edge collapse as in mesh-improvement codes, e.g. Klingner &
-Shewchuk, "Aggressive tetrahedral mesh improvement", Proc. 16th International Meshing
-Roundtable (2007) 3–23.)
+Elsewhere (``b`` on a bent regularised facet, or a junction of several regions that ``a``
+does not touch) the collapse moves interfaces, and is allowed only within a budget: every
+region's volume may change by at most ``max_shift_nm`` times the interface area around ``b``
+(a mean interface displacement) and, accumulated over all collapses, by at most
+``max_region_change`` of its volume.
+
+A collapse is accepted only if every new element is positively oriented (then the elements
+around ``b`` re-fill the same volume) and the smallest dihedral angle around ``b`` rises,
+without pushing the radius–edge ratio above ``max(ratio_bound, its current value)``. (Edge
+collapse as in mesh-improvement codes, e.g. Klingner & Shewchuk, "Aggressive tetrahedral mesh
+improvement", Proc. 16th International Meshing Roundtable (2007) 3–23.)
 """
 
 from __future__ import annotations
