@@ -94,7 +94,8 @@ def test_collapse_removes_a_short_edge_on_a_planar_interface_and_keeps_it_exact(
     assert np.all((z.max(axis=1) <= 0.5) | (z.min(axis=1) >= 0.5))
     before = min_dihedral_deg(pts, tets)
     assert before.min() < 5.0  # the 0.01 edge makes needles/wedges
-    p2, t2, r2, rep = collapse_short_edges(pts, tets, reg, 5.0, ratio_bound=np.inf)
+    # max_shift_nm = 0: only collapses that keep the geometry exactly
+    p2, t2, r2, rep = collapse_short_edges(pts, tets, reg, 5.0, ratio_bound=np.inf, max_shift_nm=0.0)
     assert rep["collapsed_edges"] >= 1
     vol = tet_volumes(p2, t2)
     assert vol.min() > 0
@@ -107,6 +108,18 @@ def test_collapse_removes_a_short_edge_on_a_planar_interface_and_keeps_it_exact(
     e = p2[t2][:, [0, 0, 0, 1, 1, 2]] - p2[t2][:, [1, 2, 3, 2, 3, 3]]
     assert np.linalg.norm(e, axis=2).min() > 0.05
     assert min_dihedral_deg(p2, t2).min() > before.min()
+
+
+def test_collapse_moves_interfaces_at_most_max_shift():
+    pts, tets, reg = _two_region_block(0.01)
+    p2, t2, r2, rep = collapse_short_edges(pts, tets, reg, 60.0, ratio_bound=np.inf, max_shift_nm=0.02)
+    assert rep["collapsed_edges"] >= 1
+    # the interface z = 0.5 is still the boundary of region 1, within 0.02 of the plane
+    zs = p2[np.unique(t2[r2 == 1])][:, 2]
+    assert zs.max() <= 0.5 + 0.02 + 1e-12
+    vol = tet_volumes(p2, t2)
+    assert abs(np.bincount(r2, vol)[1] - 0.5) <= 0.02 * 1.0  # shift x interface area
+    assert vol.sum() == pytest.approx(1.0, rel=1e-12)
 
 
 def test_collapse_keeps_box_corners_and_edges():

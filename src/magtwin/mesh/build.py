@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "max_elements": 2_000_000,
     "sliver_target_deg": 10.0,
     "improve_target_deg": 5.0,
-    "collapse_max_shift_nm": 0.05,
+    "collapse_max_shift_nm": 0.2,
     "interface_bend_deg": 0.5,
     "snap_tol_nm": 0.2,
     "optimize_level": 2,

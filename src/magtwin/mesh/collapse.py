@@ -17,10 +17,10 @@ exactly (the constraints of vertex relocation, :func:`magtwin.mesh.optimize.vert
 * ``b`` on one straight model edge: ``a`` on that line and on every interface ``b`` touches.
 
 Elsewhere (``b`` on a bent regularised facet, or a junction of several regions that ``a``
-does not touch) the collapse moves interfaces, and is allowed only within a budget: every
-region's volume may change by at most ``max_shift_nm`` times the interface area around ``b``
-(a mean interface displacement) and, accumulated over all collapses, by at most
-``max_region_change`` of its volume.
+does not touch) the collapse moves interfaces, and is allowed only within a budget: ``b`` lies
+within ``max_shift_nm`` of the planes of the interface triangles that replace its own (no
+interface moves further), and every region's volume changes, accumulated over all collapses,
+by at most ``max_region_change``.
 
 A collapse is accepted only if every new element is positively oriented (then the elements
 around ``b`` re-fill the same volume) and the smallest dihedral angle around ``b`` rises,
@@ -59,7 +59,7 @@ def _boundary_faces(tets: np.ndarray) -> np.ndarray:
 
 
 def collapse_short_edges(points: np.ndarray, tets: np.ndarray, region: np.ndarray, target_deg: float = 5.0,
-                         ratio_bound: float = 2.0, max_shift_nm: float = 0.02,
+                         ratio_bound: float = 2.0, max_shift_nm: float = 0.2,
                          max_region_change: float = 0.02, passes: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Collapse edges of elements below ``target_deg`` (see module docstring).
 
@@ -99,25 +99,27 @@ def collapse_short_edges(points: np.ndarray, tets: np.ndarray, region: np.ndarra
     region_volume = np.bincount(mesh.region, np.abs(_volume6(pts[mesh.tets])) / 6.0, minlength=nreg)
     change = np.zeros(nreg)  # accumulated volume change per region (nm³)
 
-    def iface_area(b: int, el: np.ndarray) -> float:
-        """Area (nm²) of the interface and box triangles at b (faces of its star that
-        separate two regions or lie on the box)."""
+    def shift(a: int, b: int, el: np.ndarray) -> float:
+        """Largest distance (nm) between b and the planes of the interface and box triangles
+        that replace b's (b -> a): how far the collapse moves the interfaces."""
         t = mesh.tets[el]
         f = t[:, [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]].reshape(-1, 3)
         fr = np.repeat(mesh.region[el], 4)
-        hasb = (f == b).any(axis=1)
-        f, fr = f[hasb], fr[hasb]
-        key = np.sort(f, axis=1)
-        _, inv, cnt = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+        sel = (f == b).any(axis=1) & ~(f == a).any(axis=1)
+        f, fr = f[sel], fr[sel]
+        _, inv, cnt = np.unique(np.sort(f, axis=1), axis=0, return_inverse=True, return_counts=True)
         inv = inv.ravel()
         rmin = np.full(len(cnt), np.iinfo(np.int64).max)
         rmax = np.full(len(cnt), -1)
         np.minimum.at(rmin, inv, fr)
         np.maximum.at(rmax, inv, fr)
         first = np.unique(inv, return_index=True)[1]
-        sel = first[(cnt == 1) | (rmin != rmax)]
-        tri = pts[f[sel]]
-        return float(0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum())
+        tri = pts[np.where(f == b, a, f)[first[(cnt == 1) | (rmin != rmax)]]]
+        if not len(tri):
+            return 0.0
+        n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
+        return float(np.abs(np.einsum("ij,ij->i", n, pts[b] - tri[:, 0])).max())
 
     def attempt(a: int, b: int):
         """(score gain, new star elements of b) or None."""
@@ -133,12 +135,12 @@ def collapse_short_edges(points: np.ndarray, tets: np.ndarray, region: np.ndarra
         score = _min_dihedral(q_new).min()
         if score <= old + 1e-9:
             return None
-        # interfaces move by at most ``max_shift_nm`` on average over b's interface area
+        # interfaces move by at most ``max_shift_nm``
+        if shift(a, b, el) > max_shift_nm + 1e-9 * float(np.linalg.norm(pts[a] - pts[b])):
+            return None
         rr = mesh.region[el]
         dv = (np.bincount(rr[keep], _volume6(q_new), minlength=nreg)
               - np.bincount(rr, _volume6(q_old), minlength=nreg)) / 6.0
-        if np.abs(dv).max() > max_shift_nm * iface_area(b, el) + 1e-12 * np.abs(_volume6(q_old)).sum():
-            return None
         if np.any(np.abs(change + dv) > max_region_change * region_volume + 1e-12 * np.abs(_volume6(q_old)).sum()):
             return None
         if _radius_edge(q_new).max() > max(ratio_bound, _radius_edge(q_old).max()) + 1e-12:

@@ -21,7 +21,8 @@ from magtwin.mesh.quality import dihedral_angles_deg
 
 
 def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, target_deg: float = 5.0,
-                 smooth_target_deg: float = 10.0, ratio_bound: float = 2.0, max_shift_nm: float = 0.05, bend_deg: float = 0.5,
+                 smooth_target_deg: float = 10.0, ratio_bound: float = 2.0, max_shift_nm: float = 0.2,
+                 bend_deg: float = 0.5,
                  rounds: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Improve elements below ``target_deg`` (see module docstring).
 
@@ -31,7 +32,7 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
     target_deg : elements below it get edge collapses and flips;
     smooth_target_deg : vertices of elements below it are relocated;
     ratio_bound : radius–edge ratio no operation may exceed (unless already exceeded);
-    max_shift_nm : mean interface displacement an edge collapse may cause (0: no collapses);
+    max_shift_nm : largest interface displacement an edge collapse may cause (0: exact ones only);
     bend_deg : interface triangles within this angle count as one plane for relocation.
 
     Returns
@@ -49,11 +50,9 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
               "edge_removals": 0, "moved_vertices": 0, "rounds": 0}
     for _ in range(rounds):
         changed = 0
-        if max_shift_nm > 0:
-            points, tets, region, rep = collapse_short_edges(points, tets, region, target_deg, ratio_bound,
-                                                             max_shift_nm)
-            report["collapsed_edges"] += rep["collapsed_edges"]
-            changed += rep["collapsed_edges"]
+        points, tets, region, rep = collapse_short_edges(points, tets, region, target_deg, ratio_bound, max_shift_nm)
+        report["collapsed_edges"] += rep["collapsed_edges"]
+        changed += rep["collapsed_edges"]
         tets, region, rep = flip_poor_elements(points, tets, region, target_deg, ratio_bound)
         report["flips_23"] += rep["flips_23"]
         report["edge_removals"] += rep["edge_removals"]
