@@ -12,6 +12,12 @@ within ``t/2`` of such a face's plane, inside either cell:
 Cutting each cell by the offset planes ``n_ij·x = c_ij ∓ t/2`` therefore splits it into
 convex *pieces* (each an intersection of half-spaces), one per set ``S`` of near neighbours.
 A GB region is exactly ``t`` thick along its normal by construction.
+
+*One-sided GB.* Next to a grain too thin for a core inside a centred shell (a fragment cut
+thin by the box), the GB of a pair may lie entirely in the other grain's cell: the band of
+j in cell i is empty and that of i in cell j is ``c_ij <= n_ij·x <= c_ij + t`` (``side``
+``+1`` of pair (i, j), i < j; ``-1`` the mirror case). The GB stays exactly ``t`` thick; the
+thin grain keeps a core (:func:`magtwin.model.cleanup.cells_for_gb_shell`).
 """
 
 from __future__ import annotations
@@ -33,27 +39,37 @@ class Piece:
 
 
 def offset_planes(
-    pair_plane: dict[tuple[int, int], int], planes: PlaneSet, thickness_nm: float
+    pair_plane: dict[tuple[int, int], int], planes: PlaneSet, thickness_nm: float,
+    one_sided: dict[tuple[int, int], int] | None = None,
 ) -> dict[int, list[tuple[int, int, int]]]:
-    """Add the two offset planes ``n_ij·x = c_ij ∓ t/2`` of every pair to ``planes``; return
-    per grain its ``(neighbour, offset plane id, side of the core w.r.t. that plane)``."""
+    """Add the offset planes of every pair to ``planes`` (``n_ij·x = c_ij ∓ t/2``; one plane
+    at ``c_ij ± t`` for a pair in ``one_sided``, see module docstring); return per grain its
+    ``(neighbour, offset plane id, side of the core w.r.t. that plane)``."""
     half = 0.5 * float(thickness_nm)
+    one_sided = one_sided or {}
     neighbours: dict[int, list[tuple[int, int, int]]] = {}
     for (a, b), pid in pair_plane.items():
         n, c = planes.n(pid), planes.c(pid)
-        pa, pb = planes.add(n, c - half), planes.add(n, c + half)
-        neighbours.setdefault(a, []).append((b, pa, -1))
-        neighbours.setdefault(b, []).append((a, pb, +1))
+        side = one_sided.get((a, b), 0)
+        if side == 0:
+            pa, pb = planes.add(n, c - half), planes.add(n, c + half)
+            neighbours.setdefault(a, []).append((b, pa, -1))
+            neighbours.setdefault(b, []).append((a, pb, +1))
+        elif side > 0:
+            neighbours.setdefault(b, []).append((a, planes.add(n, c + 2 * half), +1))
+        else:
+            neighbours.setdefault(a, []).append((b, planes.add(n, c - 2 * half), -1))
     return neighbours
 
 
 def grain_cores(
-    cells: list[Polyhedron | None], pair_plane: dict[tuple[int, int], int], planes: PlaneSet, thickness_nm: float
+    cells: list[Polyhedron | None], pair_plane: dict[tuple[int, int], int], planes: PlaneSet, thickness_nm: float,
+    one_sided: dict[tuple[int, int], int] | None = None,
 ) -> list[Polyhedron | None]:
-    """The core of every cell: its points farther than ``t/2`` from all its faces between
-    grains (``None`` for an empty cell or a cell that is all boundary phase). Adds the offset
-    planes to ``planes`` (pass a copy to keep a registry clean)."""
-    neighbours = offset_planes(pair_plane, planes, thickness_nm)
+    """The core of every cell: its points outside all its near bands (``None`` for an empty
+    cell or a cell that is all boundary phase). Adds the offset planes to ``planes`` (pass a
+    copy to keep a registry clean)."""
+    neighbours = offset_planes(pair_plane, planes, thickness_nm, one_sided)
     cores: list[Polyhedron | None] = []
     for g, cell in enumerate(cells):
         core = cell
@@ -70,10 +86,11 @@ def split_cells(
     pair_plane: dict[tuple[int, int], int],
     planes: PlaneSet,
     thickness_nm: float,
+    one_sided: dict[tuple[int, int], int] | None = None,
 ) -> list[Piece]:
     """Cut every cell into core, GB and TJ pieces (see the module docstring). Grains too
-    small for a core are removed before (:func:`magtwin.model.cleanup.drop_thin_grains`)."""
-    neighbours = offset_planes(pair_plane, planes, thickness_nm)
+    small for a core are handled before (:func:`magtwin.model.cleanup.cells_for_gb_shell`)."""
+    neighbours = offset_planes(pair_plane, planes, thickness_nm, one_sided)
     pieces: list[Piece] = []
     for g, cell in enumerate(cells):
         if cell is None:

@@ -12,8 +12,10 @@ Artefact layout (stage ``model``):
 * root attributes ``regions_json`` (region table, see :mod:`magtwin.model.regions`),
   ``box_lo_nm``/``box_hi_nm``, ``alignment_axis``, ``fit_json`` (voxel accuracy of the
   model's cells; ``voxel_accuracy_fit`` that of the fit when grains were dropped),
-  ``cleanup_json`` (sliver pieces, and ``dropped_grains``: labelled grains too small or too
-  cut by the box for a GB shell, with the reason, see :mod:`magtwin.model.cleanup`).
+  ``cleanup_json`` (see :mod:`magtwin.model.cleanup`: sliver pieces; ``one_sided_gb``
+  ``[label a, label b, label of the grain holding the GB]`` next to grains too thin for a
+  centred GB shell; ``dropped_grains``: labelled grains too small or too cut by the box even
+  for that, with the reason; ``gb_regions_into_junctions``).
 """
 
 from __future__ import annotations
@@ -161,10 +163,15 @@ def model_from_labels(labels: np.ndarray, voxel_size_nm, params: Mapping[str, An
         report["voxel_accuracy_fit"] = fit.accuracy
         report["voxel_accuracy"] = voxel_accuracy(labels, voxel_size_nm, fit.sites_nm[keep], fit.weights_nm2[keep],
                                                   fit.grain_ids[keep], seed=int(prm["seed"]))
-        LOG.warning("model: %d labelled grain(s) dropped, too small or too cut by the box for a %g nm GB shell "
-                    "(their space goes to their neighbours; voxel accuracy %.4f -> %.4f): %s", len(dropped),
-                    float(prm["gb_thickness_nm"]), fit.accuracy, report["voxel_accuracy"],
-                    "; ".join(f"grain {d['grain']}: {d['reason'].split(' inside')[0]}" for d in dropped))
+        LOG.warning("model: %d labelled grain(s) dropped, too small or too cut by the box for a %g nm GB shell even "
+                    "with it in their neighbours (their space goes to the neighbours; voxel accuracy %.4f -> %.4f): %s",
+                    len(dropped), float(prm["gb_thickness_nm"]), fit.accuracy, report["voxel_accuracy"],
+                    ", ".join(f"grain {d['grain']} (cell {d['cell_volume_nm3']:.3g} nm3, core radius "
+                              f"{d['core_inner_radius_nm']:.3g} nm)" for d in dropped))
+    if geom.cleanup["one_sided_gb"]:
+        LOG.info("model: %d GB(s) next to grains too thin for a centred %g nm shell lie entirely in the "
+                 "neighbour (grain pair: grain holding the GB): %s", len(geom.cleanup["one_sided_gb"]),
+                 float(prm["gb_thickness_nm"]), ", ".join(f"{a}-{b}: {c}" for a, b, c in geom.cleanup["one_sided_gb"]))
     return geom, report, sites, weights
 
 

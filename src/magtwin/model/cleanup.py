@@ -1,12 +1,14 @@
 """Remove features too small to mesh: grains too small for a GB shell, sliver pieces.
 
-*Thin grains.* A grain whose core (its cell minus the GB shell of thickness ``t``, see
-:mod:`magtwin.model.boundary_phase`) is empty or a sliver (below) is too small, or too cut
-by the box, to carry a GB shell of the configured thickness: merging its core into a GB
-region would make that region thicker than ``t``. Its site is dropped from the Laguerre
-tessellation and the cells are recomputed, so its neighbours' cells grow into its space
-(and stay convex) and its labelled voxels go to them; repeated until no core is a sliver
-(:func:`drop_thin_grains`).
+*Thin grains.* A grain whose core inside a centred GB shell of thickness ``t`` (see
+:mod:`magtwin.model.boundary_phase`) is empty or a sliver (below) is too thin, mostly cut
+thin by the box: merging its core into a GB region would make that region thicker than
+``t``. The GB of each of its pairs with a thick neighbour is placed entirely in the
+neighbour's cell instead (one-sided GB, still ``t`` thick), so the thin grain keeps its
+whole cell as core on that side, unless that makes the neighbour thin. A grain still thin
+then (a tiny fragment) is dropped from the Laguerre tessellation and the cells are
+recomputed: its neighbours' cells grow into its space (and stay convex) and its labelled
+voxels go to them; repeated until no grain is thin (:func:`cells_for_gb_shell`).
 
 *Slivers.* A piece is a *sliver* when the largest ball about its centroid that stays inside
 it has a radius below ``min_feature_nm`` (thin wedges where offset planes nearly coincide,
@@ -20,13 +22,15 @@ to its other half stays in its GB (joining its grain core instead would leave a 
 thick). Edges and faces shorter/narrower than the tolerance left after that are collapsed
 when the PLC vertices are merged (:func:`magtwin.mesh.plc.build_plc`).
 
-*GB regions without a slab.* Where a grain pair's face lies inside junctions, the GB region
-of the pair can consist of strips of each grain's band that never meet (no facet between its
-two halves): there is no slab of thickness ``t``, and these pieces join the neighbouring TJ
-region of both grains.
+*GB regions without a slab.* A GB region must span its whole band (``t`` along its normal).
+Where a grain pair's face lies inside junctions its GB region can be strips of each grain's
+band that never meet, one of which may then merge away as a sliver (likewise a one-sided
+band cut short): such GB pieces join the neighbouring TJ region of both grains.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,7 +45,30 @@ def inner_radius(poly: Polyhedron, planes: PlaneSet) -> float:
     return float(min(abs(planes.n(f.plane) @ c - planes.c(f.plane)) for f in poly.faces))
 
 
-def drop_thin_grains(
+@dataclass
+class Tessellation:
+    """Laguerre cells ready for the GB shell: ``planes`` registry, ``cells`` (``None`` for
+    dropped grains and grains outside the box), ``pair_plane`` (as :func:`laguerre_cells`),
+    ``one_sided`` ``{(a, b): ±1}`` pairs whose GB lies in one cell (see
+    :mod:`magtwin.model.boundary_phase`), ``dropped`` ``[{"grain": label,
+    "core_inner_radius_nm", "cell_volume_nm3", "reason"}]`` in the order dropped."""
+
+    planes: PlaneSet
+    cells: list
+    pair_plane: dict
+    one_sided: dict
+    dropped: list
+
+
+def core_radii(cells, pair_plane, planes: PlaneSet, thickness_nm: float, one_sided: dict) -> dict[int, float]:
+    """Inner radius (nm) of every present grain's core, -1 if it has none."""
+    scratch = PlaneSet(planes.eps, list(planes.normals), list(planes.offsets))
+    cores = grain_cores(cells, pair_plane, scratch, thickness_nm, one_sided)
+    return {g: (-1.0 if cores[g] is None else inner_radius(cores[g], scratch))
+            for g, c in enumerate(cells) if c is not None}
+
+
+def cells_for_gb_shell(
     sites_nm: np.ndarray,
     weights_nm2: np.ndarray,
     grain_ids: np.ndarray,
@@ -51,72 +78,68 @@ def drop_thin_grains(
     gb_thickness_nm: float,
     min_feature_nm: float,
     source=None,
-    max_coreless_fraction: float = 0.25,
-    max_dropped_fraction: float = 0.5,
-) -> tuple[PlaneSet, list[Polyhedron | None], dict[tuple[int, int], int], list[dict]]:
-    """Laguerre cells in the box without the thin grains (see module docstring).
+    max_thin_fraction: float = 0.25,
+) -> Tessellation:
+    """Laguerre cells in the box with every grain thick enough for its GB shell (see module
+    docstring). Per round, every still-thin grain with no thinner still-thin neighbour is
+    dropped (a neighbour's cell grows when one is dropped), then the cells are recomputed.
 
-    Per round, every thin grain with no thinner thin neighbour is dropped (a neighbour's
-    cell grows when one is dropped, so a thin pair loses only one grain), then the cells
-    are recomputed from scratch.
-
-    Returns
-    -------
-    planes, cells, pair_plane : the final tessellation (as :func:`laguerre_cells`, with
-        ``None`` for dropped grains and grains outside the box), on a fresh plane registry
-    dropped : ``[{"grain": label, "core_inner_radius_nm", "cell_volume_nm3", "reason"}]``
-        in the order dropped
     Raises
     ------
     InputError
-        If the GB thickness leaves more than ``max_coreless_fraction`` of the grains in the
-        box without a core, if more than ``max_dropped_fraction`` would be dropped, or if
-        fewer than two grains are left (a few small fragments cut by the box edge may be
-        all boundary phase; most grains not).
+        If fewer than two grains are in the box, or the grains too thin for a centred GB
+        shell fill more than ``max_thin_fraction`` of it (the thickness is larger than the
+        grains; a few fragments cut by the box edge may be thin, most grains not).
     """
     active = np.ones(len(sites_nm), bool)
     dropped: list[dict] = []
-    first_present = None
+    box_volume = float(np.prod(np.asarray(hi, float) - np.asarray(lo, float)))
     while True:
         planes = PlaneSet(eps=eps)
         cells, pair_plane, _ = laguerre_cells(sites_nm, weights_nm2, lo, hi, planes, active)
         present = [g for g, c in enumerate(cells) if c is not None]
-        if first_present is None:
-            first_present = len(present)
-            if first_present < 2:
-                raise InputError(f"only {first_present} grain(s) inside the model box; need at least two", source)
-        scratch = PlaneSet(eps, list(planes.normals), list(planes.offsets))
-        cores = grain_cores(cells, pair_plane, scratch, gb_thickness_nm)
-        radius = {g: (0.0 if cores[g] is None else inner_radius(cores[g], scratch)) for g in present}
-        thin = {g: r for g, r in radius.items() if cores[g] is None or r < min_feature_nm}
-        coreless = [g for g in thin if cores[g] is None]
-        if (len(dropped) == 0 and len(coreless) > max_coreless_fraction * first_present) or \
-                len(thin) + len(dropped) > max_dropped_fraction * first_present or len(present) - len(thin) < 2:
-            g = min(thin, key=lambda k: (thin[k], k))
+        if len(present) < 2:
+            raise InputError(f"only {len(present)} grain(s) inside the model box; need at least two", source)
+        centred = core_radii(cells, pair_plane, planes, gb_thickness_nm, {})
+        thin = {g for g, r in centred.items() if r < min_feature_nm}
+        if not dropped and sum(cells[g].volume() for g in thin) > max_thin_fraction * box_volume:
+            g = min(thin, key=lambda k: (centred[k], k))
             raise InputError(
-                f"grain-boundary thickness {gb_thickness_nm:g} nm is larger than {len(thin) + len(dropped)} of "
-                f"{first_present} grains (no grain interior of at least model.min_feature_nm = {min_feature_nm:g} nm "
-                f"left, e.g. grain {int(grain_ids[g])}); use a thinner GB or a larger model.scale", source)
-        if not thin:
-            return planes, cells, pair_plane, dropped
-        near = {g: set() for g in thin}
+                f"grain-boundary thickness {gb_thickness_nm:g} nm is larger than {len(thin)} of {len(present)} "
+                f"grains (no grain interior of at least model.min_feature_nm = {min_feature_nm:g} nm left, e.g. "
+                f"grain {int(grain_ids[g])}); use a thinner GB or a larger model.scale", source)
+        one_sided = {(a, b): (1 if a in thin else -1) for a, b in pair_plane if (a in thin) != (b in thin)}
+        radius = core_radii(cells, pair_plane, planes, gb_thickness_nm, one_sided)
+        # a neighbour made thin by the bands it received takes them back
+        hurt = {g for g in present if g not in thin and radius[g] < min_feature_nm}
+        if hurt:
+            one_sided = {(a, b): s for (a, b), s in one_sided.items() if (b if s > 0 else a) not in hurt}
+            radius = core_radii(cells, pair_plane, planes, gb_thickness_nm, one_sided)
+        still = {g: r for g, r in radius.items() if r < min_feature_nm}
+        if not still:
+            return Tessellation(planes, cells, pair_plane, one_sided, dropped)
+        if len(present) - len(still) < 2:
+            raise InputError(f"only {len(present) - len(still)} grain(s) of the model box are thicker than its "
+                             f"{gb_thickness_nm:g} nm GB shell; need at least two", source)
+        near = {g: set() for g in still}
         for a, b in pair_plane:
-            if a in thin and b in thin:
+            if a in still and b in still:
                 near[a].add(b)
                 near[b].add(a)
-        for g in sorted(thin):
-            if all((thin[g], g) < (thin[h], h) for h in near[g]):
+        for g in sorted(still):
+            if all((still[g], g) < (still[h], h) for h in near[g]):
                 active[g] = False
-                reason = ("no core" if cores[g] is None else
-                          f"core {thin[g]:.3g} nm thin (< model.min_feature_nm = {min_feature_nm:g} nm)")
-                dropped.append({"grain": int(grain_ids[g]), "core_inner_radius_nm": thin[g],
+                reason = ("no core" if still[g] < 0 else
+                          f"core {still[g]:.3g} nm thin (< model.min_feature_nm = {min_feature_nm:g} nm)")
+                dropped.append({"grain": int(grain_ids[g]), "core_inner_radius_nm": max(still[g], 0.0),
                                 "cell_volume_nm3": cells[g].volume(),
-                                "reason": f"{reason} inside its {gb_thickness_nm:g} nm GB shell: too small or "
-                                          "too cut by the box"})
+                                "reason": f"{reason} even with its {gb_thickness_nm:g} nm GB shell in its "
+                                          "neighbours: too small or too cut by the box"})
 
 
 def merge_slivers(
-    pieces: list[Piece], facets: list, planes: PlaneSet, min_feature_nm: float
+    pieces: list[Piece], facets: list, planes: PlaneSet, min_feature_nm: float,
+    pair_plane: dict[tuple[int, int], int], thickness_nm: float,
 ) -> dict:
     """Relabel sliver pieces and GB regions without a slab in place (see module docstring);
     return a small report ``{"sliver_pieces": n, "sliver_volume_nm3": v,
@@ -155,7 +178,7 @@ def merge_slivers(
             progress = True
         if not progress:
             break
-    no_slab = _gb_without_slab(pieces, facets, shared, region_grains)
+    no_slab = _gb_without_slab(pieces, shared, region_grains, planes, pair_plane, thickness_nm)
     for k, p in enumerate(pieces):
         p.sliver = bool(sliver[k])
     return {
@@ -174,18 +197,22 @@ def _keeps_gb_thickness(piece: Piece, grains: set) -> bool:
     return len(grains) != 2 or grains <= {piece.grain} | set(piece.near)
 
 
-def _gb_without_slab(pieces: list[Piece], facets: list, shared: dict, region_grains: dict) -> int:
-    """Move the pieces of every GB region whose two halves share no facet into the
-    neighbouring TJ region of both its grains sharing the largest facet; return how many GB
-    regions moved."""
-    meet = {pieces[f.a].region for f in facets
-            if f.b >= 0 and pieces[f.a].region == pieces[f.b].region and pieces[f.a].grain != pieces[f.b].grain}
+def _gb_without_slab(pieces: list[Piece], shared: dict, region_grains: dict, planes: PlaneSet,
+                     pair_plane: dict[tuple[int, int], int], thickness_nm: float) -> int:
+    """Move the pieces of every GB region not ``t`` thick along its pair plane's normal (it
+    never spans the whole band: halves that never meet, a half merged away as a sliver, a
+    one-sided band cut short) into the neighbouring TJ region of both its grains sharing the
+    largest facet; return how many GB regions moved."""
     members: dict[int, list[int]] = {}
     for k, p in enumerate(pieces):
         members.setdefault(p.region, []).append(k)
     moved = 0
     for r in sorted(members):
-        if len(region_grains[r]) != 2 or r in meet:
+        if len(region_grains[r]) != 2:
+            continue
+        n = planes.n(pair_plane[tuple(sorted(region_grains[r]))])
+        h = np.concatenate([np.vstack([f.loop for f in pieces[k].poly.faces]) @ n for k in members[r]])
+        if np.ptp(h) >= thickness_nm - 1e-6 * max(thickness_nm, 1.0):
             continue
         for k in members[r]:
             tj = {j: a for j, a in shared.get(k, {}).items()

@@ -13,7 +13,7 @@ import numpy as np
 from magtwin.errors import ConfigError, InputError
 from magtwin.mesh.plc import overlay_facets
 from magtwin.model.boundary_phase import Piece, split_cells
-from magtwin.model.cleanup import drop_thin_grains, merge_slivers
+from magtwin.model.cleanup import cells_for_gb_shell, merge_slivers
 from magtwin.model.polyhedra import REL_EPS, PlaneSet
 from magtwin.model.regions import assign_regions, region_table
 
@@ -43,8 +43,8 @@ def build_geometry(
     alignment_axis=(0.0, 0.0, 1.0),
     source=None,
 ) -> Geometry:
-    """Laguerre cells in the box, cut into grain cores, GB and TJ pieces; grains too small
-    for a GB shell dropped, slivers merged (:mod:`magtwin.model.cleanup`).
+    """Laguerre cells in the box, cut into grain cores, GB and TJ pieces; grains too thin for
+    a GB shell given one-sided GBs or dropped, slivers merged (:mod:`magtwin.model.cleanup`).
 
     Parameters
     ----------
@@ -60,12 +60,15 @@ def build_geometry(
                           f"gb_thickness_nm = {0.2 * gb_thickness_nm:g}", source)
     if np.any(hi <= lo):
         raise InputError(f"empty model box {lo.tolist()}..{hi.tolist()} nm", source)
-    planes, cells, pair_plane, dropped = drop_thin_grains(sites_nm, weights_nm2, grain_ids, lo, hi,
-                                                          REL_EPS * float(np.max(hi - lo)),
-                                                          gb_thickness_nm, min_feature_nm, source)
-    pieces = split_cells(cells, pair_plane, planes, gb_thickness_nm)
+    tess = cells_for_gb_shell(sites_nm, weights_nm2, grain_ids, lo, hi, REL_EPS * float(np.max(hi - lo)),
+                              gb_thickness_nm, min_feature_nm, source)
+    planes, pair_plane = tess.planes, tess.pair_plane
+    pieces = split_cells(tess.cells, pair_plane, planes, gb_thickness_nm, tess.one_sided)
     ids = assign_regions(pieces, grain_ids)
     facets = overlay_facets([p.poly.faces for p in pieces], planes)
-    report = {**merge_slivers(pieces, facets, planes, min_feature_nm), "dropped_grains": dropped}
+    report = {**merge_slivers(pieces, facets, planes, min_feature_nm, pair_plane, gb_thickness_nm),
+              "one_sided_gb": [[int(grain_ids[a]), int(grain_ids[b]), int(grain_ids[b if s > 0 else a])]
+                               for (a, b), s in sorted(tess.one_sided.items())],
+              "dropped_grains": tess.dropped}
     table = region_table(pieces, ids, planes, pair_plane, grain_ids, alignment_axis, tj_thick_threshold_nm)
     return Geometry(planes, pieces, facets, pair_plane, table, np.asarray(grain_ids), lo, hi, report)
