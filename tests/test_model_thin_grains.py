@@ -142,13 +142,14 @@ def test_thin_grains_keep_90_percent_voxel_accuracy_on_synthetic_truth(tmp_path)
     from magtwin.model.build import read_labels
     from magtwin.synth.output import generate_files
 
-    generate_files({"shape_px": [40, 60, 70], "seed": 1, "cap": False}, tmp_path / "s.tif", tmp_path / "truth.h5")
+    # seed 5: two platelets cut 1.3-1.5 nm thin by the crop; dropping them (instead of their
+    # one-sided GBs) left 87 % voxel accuracy
+    generate_files({"shape_px": [40, 200, 200], "seed": 5, "cap": True}, tmp_path / "s.tif", tmp_path / "truth.h5")
     params = {"crop_nm": {"x": [0, 300], "y": [0, 250]}, "scale": 0.075, "fit_sample_voxels": 50000,
               "fit_iterations": 60}
     labels, vs, extra = read_labels(tmp_path / "truth.h5", params["crop_nm"])
     geom, report, sites, weights = model_from_labels(labels, vs, params, extra)
     dropped = [d["grain"] for d in geom.cleanup["dropped_grains"]]
-    assert geom.cleanup["one_sided_gb"] or dropped
     assert all(r["grains"] != [g] for r in geom.regions for g in dropped)
     keep = ~np.isin(geom.grain_ids, dropped)
     z, y, x = np.nonzero(labels)
@@ -157,3 +158,4 @@ def test_thin_grains_keep_90_percent_voxel_accuracy_on_synthetic_truth(tmp_path)
     accuracy = np.mean(geom.grain_ids[keep][np.argmin(pw, axis=1)] == labels[z, y, x])
     assert accuracy >= 0.90
     assert report["voxel_accuracy"] == pytest.approx(accuracy, abs=1e-9)
+    assert len(geom.cleanup["one_sided_gb"]) >= 2
