@@ -100,9 +100,12 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
         raise InputError(f"the mesh has {len(tets)} elements (> mesh.max_elements = {prm['max_elements']})", source)
     improve_report = {}
     if float(prm["improve_target_deg"]) > 0 or float(prm["sliver_target_deg"]) > 0:
+        rigid = np.zeros(max(kinds) + 1, bool)
+        rigid[[r for r, k in kinds.items() if k == "gb"]] = True
         nodes, tets, rid, improve_report = improve_mesh(
             nodes, tets, rid, float(prm["improve_target_deg"]), float(prm["sliver_target_deg"]),
-            float(prm["radius_edge_ratio"]), float(prm["collapse_max_shift_nm"]), float(prm["interface_bend_deg"]))
+            float(prm["radius_edge_ratio"]), float(prm["collapse_max_shift_nm"]), float(prm["interface_bend_deg"]),
+            rigid)
     t3 = time.perf_counter()
     vol = tetrahedron_volumes(nodes, tets)
     rvol = np.bincount(rid, weights=vol, minlength=max(kinds) + 1)

@@ -3,11 +3,13 @@
 Each round runs, on the elements whose smallest dihedral angle is below ``target_deg``
 (``smooth_target_deg`` for relocation):
 :func:`magtwin.mesh.collapse.collapse_short_edges` (short edges left by the regularised
-surface), :func:`magtwin.mesh.flips.flip_poor_elements` (2-3 and 3-2 flips inside a region)
-and :func:`magtwin.mesh.optimize.remove_slivers` (vertex relocation, along interfaces where a
-vertex lies on one). The order follows the mesh-improvement schedule of Klingner & Shewchuk,
+surface), :func:`magtwin.mesh.flips.flip_poor_elements` (2-3 flips and edge removal inside a
+region) and :func:`magtwin.mesh.optimize.remove_slivers` (vertex relocation: inside a region,
+in an interface plane or along a model edge; vertices on bent interfaces and at model corners
+by at most ``max_shift_nm`` off their planes, except on the ``rigid`` GB slabs). Collapses and
+off-plane moves each change a region's volume by at most 2 %. The order follows the mesh-improvement schedule of Klingner & Shewchuk,
 "Aggressive tetrahedral mesh improvement", Proc. 16th International Meshing Roundtable
-(2007) 3–23: topological operations first, then smoothing, repeated while it helps.
+(2007) 3–23: topological operations first, then smoothing, repeated while the number of poor elements falls.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from magtwin.mesh.quality import dihedral_angles_deg
 
 def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, target_deg: float = 5.0,
                  smooth_target_deg: float = 10.0, ratio_bound: float = 2.0, max_shift_nm: float = 0.2,
-                 bend_deg: float = 0.5,
-                 rounds: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+                 bend_deg: float = 0.5, rigid: np.ndarray | None = None,
+                 rounds: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Improve elements below ``target_deg`` (see module docstring).
 
     Parameters
@@ -32,7 +34,10 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
     target_deg : elements below it get edge collapses and flips;
     smooth_target_deg : vertices of elements below it are relocated;
     ratio_bound : radius–edge ratio no operation may exceed (unless already exceeded);
-    max_shift_nm : largest interface displacement an edge collapse may cause (0: exact ones only);
+    max_shift_nm : largest interface displacement an edge collapse or a vertex move off a bent
+        interface or model corner may cause (0: exact ones only);
+    rigid : (R,) bool per region id: regions whose vertices move only exactly (GB slabs: their
+        thickness is the model's);
     bend_deg : interface triangles within this angle count as one plane for relocation.
 
     Returns
@@ -49,20 +54,19 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
     report = {"below_5deg_before": b5, "below_target_before": bt, "collapsed_edges": 0, "flips_23": 0,
               "edge_removals": 0, "moved_vertices": 0, "rounds": 0}
     for _ in range(rounds):
-        changed = 0
         points, tets, region, rep = collapse_short_edges(points, tets, region, target_deg, ratio_bound, max_shift_nm)
         report["collapsed_edges"] += rep["collapsed_edges"]
-        changed += rep["collapsed_edges"]
         tets, region, rep = flip_poor_elements(points, tets, region, target_deg, ratio_bound)
         report["flips_23"] += rep["flips_23"]
         report["edge_removals"] += rep["edge_removals"]
-        changed += rep["flips_23"] + rep["edge_removals"]
         points, rep = remove_slivers(points, tets, region, smooth_target_deg, ratio_bound=ratio_bound,
-                                     bend_deg=bend_deg)
+                                     bend_deg=bend_deg, max_shift_nm=max_shift_nm, rigid=rigid)
         report["moved_vertices"] += rep["moved_vertices"]
         report["rounds"] += 1
-        if not changed:
+        now = below(points, tets)
+        if now[1] == 0 or now[1] >= bt:  # done, or this round did not help
             break
+        bt = now[1]
     report["below_5deg_after"], report["below_target_after"] = below(points, tets)
     report["min_dihedral_after_deg"] = float(dihedral_angles_deg(points, tets).min())
     return points, tets, region, report

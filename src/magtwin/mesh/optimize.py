@@ -119,15 +119,44 @@ def _radius_edge(q: np.ndarray) -> np.ndarray:
 
 def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, target_deg: float = 10.0,
                    passes: int = 3, seed: int = 0, ratio_bound: float = 2.0,
-                   bend_deg: float = 0.0) -> tuple[np.ndarray, dict]:
+                   bend_deg: float = 0.0, max_shift_nm: float = 0.0,
+                   max_region_change: float = 0.02, rigid: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Relocate vertices of poor elements; returns new points and a small report.
 
     A move is accepted only if it raises the smallest dihedral angle around the vertex,
     keeps every element positive and does not push the largest radius–edge ratio around
-    the vertex above ``max(ratio_bound, its current value)``."""
+    the vertex above ``max(ratio_bound, its current value)``. With ``max_shift_nm`` > 0, a
+    vertex that the rules above fix (a bent interface, a model corner) but that is not on the
+    box may move as long as it stays within ``max_shift_nm`` of the planes of all its
+    original interface triangles (no interface moves further) and the volume of no region
+    changes, accumulated over such moves, by more than ``max_region_change``; vertices of
+    ``rigid`` regions (a boolean per region id, e.g. the GB slabs, whose thickness is the
+    model's) never do."""
     rng = np.random.default_rng(seed)
     pts = np.array(points, float)
     dof, axis = vertex_freedom(pts, tets, region, bend_deg)
+    if max_shift_nm > 0:
+        iface = _interface_faces(tets, region)
+        nrm = np.cross(pts[iface[:, 1]] - pts[iface[:, 0]], pts[iface[:, 2]] - pts[iface[:, 0]])
+        nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+        pv = iface.ravel()
+        po = np.argsort(pv, kind="stable")
+        pv, pn = pv[po], np.repeat(nrm, 3, axis=0)[po]
+        pstart = np.searchsorted(pv, np.arange(len(pts) + 1))
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        eps = 1e-9 * float(np.max(hi - lo))
+        on_box = np.any((np.abs(pts - lo) <= eps) | (np.abs(pts - hi) <= eps), axis=1)
+        origin = pts.copy()
+        budget = (dof == 0) & ~on_box
+        if rigid is not None:
+            touches = np.zeros(len(pts), bool)
+            touches[tets[np.asarray(rigid)[region]].ravel()] = True
+            budget &= ~touches
+        nreg = int(region.max()) + 1
+        rvol = np.bincount(region, np.abs(_volume6(pts[tets])) / 6.0, minlength=nreg)
+        change = np.zeros(nreg)
+    else:
+        budget = np.zeros(len(pts), bool)
     order = np.argsort(tets.ravel(), kind="stable")
     counts = np.bincount(tets.ravel(), minlength=len(pts))
     start = np.zeros(len(pts) + 1, np.int64)
@@ -145,7 +174,7 @@ def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, tar
         if not len(bad):
             break
         verts = np.unique(tets[bad])
-        verts = verts[dof[verts] > 0]
+        verts = verts[(dof[verts] > 0) | budget[verts]]
         for v in verts:
             el = star(v)
             t = tets[el]
@@ -158,6 +187,9 @@ def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, tar
                 cands -= np.outer((cands - pts[v]) @ axis[v], axis[v])
             elif dof[v] == 1:  # slide along the edge
                 cands = pts[v] + np.outer((cands - pts[v]) @ axis[v], axis[v])
+            elif budget[v]:  # stay within max_shift_nm of every original interface plane at v
+                off = np.abs((cands - origin[v]) @ pn[pstart[v]:pstart[v + 1]].T).max(axis=1)
+                cands = cands[off <= max_shift_nm]
             # all candidates at once: (C, m, 4, 3) with vertex v replaced
             qq = np.broadcast_to(q, (len(cands),) + q.shape).copy()
             mask = t == v
@@ -168,9 +200,18 @@ def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, tar
             # never trade the radius-edge bound for dihedral angles
             rer = _radius_edge(flat).reshape(len(cands), -1).max(axis=1)
             ok = (vol.min(axis=1) > 0) & (rer <= max(ratio_bound, rer[0]) + 1e-12)
+            if budget[v]:  # and no region's volume changes by more than max_region_change
+                dv = (vol - vol[0]) / 6.0
+                rr = region[el]
+                for c in range(len(cands)):
+                    acc = change.copy()
+                    np.add.at(acc, rr, dv[c])
+                    ok[c] &= bool(np.all(np.abs(acc[rr]) <= max_region_change * rvol[rr] + 1e-12))
             score = np.where(ok, score.min(axis=1), -1.0)
             k = int(np.argmax(score))
             if k > 0 and score[k] > score[0] + 1e-9:
+                if budget[v]:
+                    np.add.at(change, region[el], (vol[k] - vol[0]) / 6.0)
                 pts[v] = cands[k]
                 moved += 1
     dmin1 = dihedral_angles_deg(pts, tets).min(axis=1)
