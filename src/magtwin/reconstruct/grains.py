@@ -4,7 +4,11 @@ Linking streams over the slices (two label slices in memory) and follows *tracks
 under construction, merged with a union-find):
 
 * a section ``b`` of slice z is a candidate continuation of section ``a`` of slice z-1 when
-  their overlap covers at least ``link_overlap`` of the smaller of the two;
+  their overlap covers at least ``link_overlap`` of the smaller of the two and (with the
+  aligned image) their mean interior brightness differs by less than ``link_max_contrast``:
+  a grain keeps its orientation contrast through the stack, so a brightness jump at the same
+  place is a new grain that starts where another one ends (space-filling grains do that all
+  the time; overlap alone links them into one);
 * all candidates of ``b`` on one track: ``b`` continues that track. Several sections of slice
   z may continue one track (the grain was over-segmented in z, or it widens): they become
   one grain;
@@ -30,6 +34,7 @@ still open (a pair is decided as soon as both of its grains have ended).
 from __future__ import annotations
 
 import array
+import collections
 import contextlib
 import logging
 import os
@@ -51,8 +56,12 @@ DEFAULTS: dict[str, Any] = {
     "split_threshold": 0.0,
     "gap_slices": 1,
     "min_grain_voxels": 100,
-    "merge_threshold_3d": 0.3,
+    "link_max_contrast": 0.3,
+    "regrowth": None,
+    "regrowth_below_peak": 0.6,
+    "merge_threshold_3d": 0.12,
     "merge_max_contrast": 0.12,
+    "merge_min_coexist": 0.5,
     "min_border_px": 50,
 }
 
@@ -88,6 +97,7 @@ class _Tracks:
         self.first = array.array("q")
         self.last = array.array("q")
         self.voxels = array.array("q")
+        self.peak = array.array("q")   # largest section area (px)
 
     def new(self, z: int = 0) -> int:
         t = len(self.parent)
@@ -96,6 +106,7 @@ class _Tracks:
         self.first.append(z)
         self.last.append(z)
         self.voxels.append(0)
+        self.peak.append(0)
         return t
 
     def find(self, t: int) -> int:
@@ -149,8 +160,9 @@ def _union_box(boxes: list[tuple[slice, slice] | None]) -> tuple[slice, slice]:
 
 def link_slice(prev: np.ndarray, prev_track: np.ndarray, cur: np.ndarray, tracks: _Tracks,
                link_overlap: float = 0.5, min_track_slices: int = 3, merge_fraction: float = 0.2,
-               prev_boundary: np.ndarray | None = None, split_threshold: float = 0.3
-               ) -> tuple[np.ndarray, dict[int, int]]:
+               prev_boundary: np.ndarray | None = None, split_threshold: float = 0.3,
+               prev_bright: np.ndarray | None = None, cur_bright: np.ndarray | None = None,
+               max_contrast: float = np.inf, regrows=None) -> tuple[np.ndarray, dict[int, int]]:
     """Link the sections of ``cur`` to the tracks of ``prev`` (see module docstring).
 
     ``prev_track[a]`` is the track of section ``a`` of ``prev``. Returns the (possibly split)
@@ -158,8 +170,17 @@ def link_slice(prev: np.ndarray, prev_track: np.ndarray, cur: np.ndarray, tracks
     ``prev_boundary`` (GB evidence of ``prev``): a section that covers two tracks is split
     between them only if their border in ``prev`` is a real GB (median evidence at least
     ``split_threshold``); otherwise the two tracks were one over-segmented grain and are
-    joined.
+    joined. ``prev_bright`` / ``cur_bright`` (mean brightness per label, NaN = unknown,
+    :func:`section_brightness`): a section does not continue one whose brightness differs by
+    ``max_contrast`` or more. ``regrows(track, area)`` (optional): True when a section of
+    ``area`` px cannot continue ``track`` because the track was ending (see
+    :func:`link_sections`).
     """
+    def contrast_ok(p: int, q: int) -> bool:
+        if prev_bright is None or cur_bright is None:
+            return True
+        return not abs(prev_bright[p] - cur_bright[q]) >= max_contrast  # NaN: unknown, ok
+
     border: dict[tuple[int, int], float] | None = None
 
     def border_median(p: int, q: int) -> float:
@@ -197,9 +218,12 @@ def link_slice(prev: np.ndarray, prev_track: np.ndarray, cur: np.ndarray, tracks
     links: dict[int, int] = {}
     for bi, a0 in best_a.items():
         c0 = count[(a0, bi)]
-        if best_b[a0] != bi or c0 < link_overlap * min(area_a[a0], area_b[bi]):
-            continue  # not a mutual match: b starts a new grain
+        if (best_b[a0] != bi or c0 < link_overlap * min(area_a[a0], area_b[bi])
+                or not contrast_ok(a0, bi)):
+            continue  # not a mutual match, or another grain: b starts a new grain
         t0 = tracks.find(int(prev_track[a0]))
+        if regrows is not None and regrows(t0, int(area_b[bi])):
+            continue  # the grain of a0 was ending: b is the next grain at its place
         merged_in = []
         for ai in suitors.get(bi, []):
             ci = count[(ai, bi)]
@@ -251,30 +275,85 @@ class _Ragged:
         return (self[z] for z in range(len(self)))
 
 
+def section_brightness(lab: np.ndarray, img: np.ndarray, b: np.ndarray | None = None,
+                       interior_b: float = 0.2, min_px: int = 20) -> np.ndarray:
+    """Mean of ``img`` over the interior pixels of every section of ``lab`` (y, x): finite,
+    GB evidence ``b`` below ``interior_b``; index = label, NaN for sections with fewer than
+    ``min_px`` such pixels (too small to judge)."""
+    n = int(lab.max()) + 1
+    img = np.asarray(img, np.float64)
+    sel = (lab > 0) & np.isfinite(img)
+    if b is not None:
+        sel &= np.asarray(b, np.float32) < interior_b
+    cnt = np.bincount(lab[sel], minlength=n)
+    tot = np.bincount(lab[sel], img[sel], minlength=n)
+    out = np.full(n, np.nan)
+    ok = cnt >= min_px
+    out[ok] = tot[ok] / cnt[ok]
+    return out
+
+
 def link_sections(labels2d, out, link_overlap: float = 0.5, min_track_slices: int = 3,
-                  gap_slices: int = 1, boundary=None, split_threshold: float = 0.3):
+                  gap_slices: int = 1, boundary=None, split_threshold: float = 0.3,
+                  image=None, max_contrast: float = np.inf, regrowth: float | None = None,
+                  regrowth_below_peak: float = 0.6):
     """Link the sections of a (z, y, x) stack of 2D label slices into 3D tracks.
 
     Writes the (possibly split) slices to ``out`` (same shape; local section ids) and
     returns ``(tracks, track_of)``: ``track_of[z]`` maps the local ids of slice z (index 0
     unused) to track ids; resolve them with ``tracks.find``. ``tracks.voxels``,
-    ``.first`` and ``.last`` hold each track's pixel count and slice range.
+    ``.first`` and ``.last`` hold each track's pixel count and slice range. ``image``
+    (the aligned (z, y, x) volume, optional): sections whose mean brightness differs by
+    ``max_contrast`` or more are not linked (:func:`link_slice`).
+
+    Grains are (nearly) convex, so the area of a grain's sections rises and falls once along
+    z (for a convex body the square root of the section area is a concave function of z,
+    Brunn-Minkowski). Where one grain ends and another one starts at its place, overlap
+    links the shrinking sections of the first to the growing ones of the second. So a track
+    whose section area fell in each of its last two slices, to below ``regrowth_below_peak``
+    of its largest section, is not continued by a section larger than ``1 + regrowth`` times
+    its last one: that section starts a new grain (``regrowth`` None: off). On exact 2D
+    sections this keeps such grains apart (tests/test_imaging_linking.py); with a real
+    segmentation, sections that split and rejoin between slices trigger it too, and it cost
+    more than it gained (issue 3), hence off by default.
     """
     nz = labels2d.shape[0]
     tracks = _Tracks()
     track_of = _Ragged()
-    history: list[tuple[np.ndarray, np.ndarray]] = []  # (labels, track per label) of recent slices
+    recent: collections.deque = collections.deque(maxlen=3)  # {track: area} of slices z-3..z-1
+
+    def regrows(t: int, a_new: int) -> bool:
+        if len(recent) < 3:
+            return False
+        a3, a2, a1 = (r.get(t, 0) for r in recent)
+        return (0 < a1 < a2 < a3 and a1 < regrowth_below_peak * tracks.peak[t]
+                and a_new > (1.0 + regrowth) * a1)
+    # (labels, track per label, brightness per label) of recent slices
+    history: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+    use_bright = image is not None and np.isfinite(max_contrast)
+
+    def bright_of(lab: np.ndarray, z: int) -> np.ndarray | None:
+        if not use_bright:
+            return None
+        return section_brightness(lab, image[z], None if boundary is None else boundary[z])
+
     for z in range(nz):
         cur = np.asarray(labels2d[z]).astype(np.int64)
+        cur_bright = bright_of(cur, z)
         links: dict[int, int] = {}
         if history:
-            prev, prev_tr = history[-1]
+            prev, prev_tr, prev_bright = history[-1]
+            orig = cur
             cur, links = link_slice(prev, prev_tr, cur, tracks, link_overlap, min_track_slices,
                                     prev_boundary=None if boundary is None or split_threshold <= 0
                                     else boundary[z - 1],
-                                    split_threshold=split_threshold)
+                                    split_threshold=split_threshold, prev_bright=prev_bright,
+                                    cur_bright=cur_bright, max_contrast=max_contrast,
+                                    regrows=None if regrowth is None else regrows)
+            if cur is not orig:   # a section was split: new labels
+                cur_bright = bright_of(cur, z)
             # sections without a partner: try tracks that skipped slice z-1
-            for old, old_tr in reversed(history[:-1]):
+            for old, old_tr, old_bright in reversed(history[:-1]):
                 free = [l for l in range(1, int(cur.max()) + 1) if l not in links]
                 if not free:
                     break
@@ -287,7 +366,8 @@ def link_sections(labels2d, out, link_overlap: float = 0.5, min_track_slices: in
                 masked_cur = np.where(is_free[cur], cur, 0)
                 if masked_old.any() and masked_cur.any():
                     _, more = link_slice(masked_old, old_tr, masked_cur, tracks, link_overlap,
-                                         min_track_slices=10 ** 9)
+                                         min_track_slices=10 ** 9, prev_bright=old_bright,
+                                         cur_bright=cur_bright, max_contrast=max_contrast)
                     links.update(more)
         tr = np.zeros(int(cur.max()) + 1, np.int64)
         area = np.bincount(cur.ravel(), minlength=len(tr))
@@ -297,9 +377,16 @@ def link_sections(labels2d, out, link_overlap: float = 0.5, min_track_slices: in
             tracks.last[t] = z
         for t in {tracks.find(int(t)) for t in tr[1:]}:
             tracks.length[t] += 1
+        now: dict[int, int] = {}
+        for l in range(1, len(tr)):
+            t = int(tr[l])
+            now[t] = now.get(t, 0) + int(area[l])
+        for t, a in now.items():
+            tracks.peak[t] = max(tracks.peak[t], a)
+        recent.append(now)
         out[z] = cur.astype(np.uint32)
         track_of.append(tr)
-        history.append((cur, tr))
+        history.append((cur, tr, cur_bright))
         if len(history) > gap_slices + 1:
             history.pop(0)
         progress("grains/link", z, nz)
@@ -416,12 +503,21 @@ class WeakBorders:
     the median bin is at most ``i_max`` iff at least half of the samples fall in bins
     ``<= i_max``. A pair is decided (and its counts dropped) once both grains have ended
     (``last[g]``, the last slice of grain ``g``), so memory follows the open pairs only.
+
+    With ``first`` (first slice of every grain), two grains are joined only if they coexist
+    over at least ``min_coexist`` of the slices of the shorter one: a grain split lengthwise
+    by the segmentation has both pieces in the same slices, whereas a grain that ends where
+    the next one starts touches it only in the few slices of their (inclined) common face,
+    whose GB is seen obliquely and looks weak.
     """
 
     def __init__(self, n_grains: int, last: np.ndarray, threshold: float, min_border_px: int,
-                 max_contrast: float = np.inf, n_bins: int = 64, b_max: float = 2.0):
+                 max_contrast: float = np.inf, n_bins: int = 64, b_max: float = 2.0,
+                 first: np.ndarray | None = None, min_coexist: float = 0.5):
         self.m = int(n_grains) + 1
         self.last = np.asarray(last, np.int64)
+        self.first = None if first is None else np.asarray(first, np.int64)
+        self.min_coexist = float(min_coexist)
         self.min_border_px = int(min_border_px)
         self.max_contrast = float(max_contrast)
         self.n_bins, self.b_max = int(n_bins), float(b_max)
@@ -454,6 +550,10 @@ class WeakBorders:
             return
         p, q, n, lo = p[done], q[done], self.count[done], self.low[done]
         weak = (n >= self.min_border_px) & (2 * lo >= n)
+        if self.first is not None:
+            both = np.minimum(self.last[p], self.last[q]) - np.maximum(self.first[p], self.first[q]) + 1
+            shorter = np.minimum(self.last[p] - self.first[p], self.last[q] - self.first[q]) + 1
+            weak &= both >= self.min_coexist * shorter
         if brightness is not None:
             with np.errstate(invalid="ignore"):
                 weak &= np.abs(brightness[p] - brightness[q]) < self.max_contrast
@@ -510,8 +610,10 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
                image_path: str | os.PathLike | None = None) -> dict:
     """Stage 5: read ``04_segment.h5`` (stage "segment"), write ``05_grains.h5``.
 
-    ``image_path`` (optional): the aligned image (``03_align.h5``), whose grain brightness
-    is a second condition for joining grains along weak borders (``merge_max_contrast``).
+    ``image_path`` (optional): the aligned image (``03_align.h5``), whose section brightness
+    is a condition for linking sections across slices (``link_max_contrast``) and whose grain
+    brightness is a second condition for joining grains along weak borders
+    (``merge_max_contrast``).
 
     Output: ``labels`` uint32 (z, y, x), grain ids 1..n in the frame of slice 0
     (0 = unassigned); ``grain_table`` (n, len(TABLE_COLUMNS)) float64 with attr ``columns``;
@@ -519,17 +621,27 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
     distribution).
     """
     p = merged(DEFAULTS, params, "grains")
-    with open_artefact(in_path, "segment") as f:
+    with open_artefact(in_path, "segment") as f, contextlib.ExitStack() as images:
         lab2d = volume_of(f, in_path, name="labels2d", min_slices=1)
         vox = voxel_size_of(f, in_path)
         nz, ny, nx = lab2d.shape
+        image = None
+        if image_path is not None:
+            fa = images.enter_context(open_artefact(image_path, "align"))
+            image = volume_of(fa, image_path, min_slices=1)
+            if image.shape != lab2d.shape:
+                raise InputError(f"aligned volume {image.shape} does not match the "
+                                 f"segmentation {lab2d.shape}", image_path)
         inputs = [in_path] + ([image_path] if image_path is not None else [])
         with ArtefactWriter(out_path, "grains", p, inputs=inputs) as w:
             out = w.create_volume("labels", (nz, ny, nx), np.uint32)
             tracks, track_of = link_sections(lab2d, out, float(p["link_overlap"]),
                                              int(p["min_track_slices"]), int(p["gap_slices"]),
                                              f["boundary"] if "boundary" in f else None,
-                                             float(p["split_threshold"]))
+                                             float(p["split_threshold"]), image,
+                                             float(p["link_max_contrast"]),
+                                             None if p["regrowth"] is None else float(p["regrowth"]),
+                                             float(p["regrowth_below_peak"]))
             n_tracks = len(tracks.parent)
             if n_tracks == 0:
                 raise InputError("the segmentation has no grain sections to link", in_path)
@@ -555,35 +667,31 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
             weak_test = "boundary" in f and float(p["merge_threshold_3d"]) > 0
             last_of_grain = np.full(n_grains + 1, -1, np.int64)
             last_of_grain[new_id[kept]] = last[kept]
+            first_of_grain = np.full(n_grains + 1, -1, np.int64)
+            first_of_grain[new_id[kept]] = first[kept]
             borders = WeakBorders(n_grains, last_of_grain, float(p["merge_threshold_3d"]),
-                                  int(p["min_border_px"]), float(p["merge_max_contrast"]))
+                                  int(p["min_border_px"]), float(p["merge_max_contrast"]),
+                                  first=first_of_grain, min_coexist=float(p["merge_min_coexist"]))
             bright_acc = np.zeros((2, n_grains + 1))
-            with contextlib.ExitStack() as stack:
-                img = None
-                if weak_test and image_path is not None:
-                    fa = stack.enter_context(open_artefact(image_path, "align"))
-                    img = volume_of(fa, image_path, min_slices=1)
-                    if img.shape != out.shape:
-                        raise InputError(f"aligned volume {img.shape} does not match the "
-                                         f"segmentation {out.shape}", image_path)
-                mom = _Moments(n_grains)
-                for z in range(nz):
-                    loc = np.asarray(out[z]).astype(np.int64)
-                    lut = new_id[root[track_of[z]]]
-                    lut[0] = 0
-                    lab = lut[loc]
-                    removed = (loc > 0) & (lab == 0)
-                    n_frag_px += int(removed.sum())
-                    lab = _fill_fragments(lab, removed, loc > 0)
-                    out[z] = lab.astype(np.uint32)
-                    mom.add(z, lab, vox)
-                    if weak_test:
-                        bz = np.asarray(f["boundary"][z], np.float32)
-                        borders.add(lab, bz)
-                        if img is not None:
-                            _add_brightness(bright_acc, lab, img[z], bz)
-                        borders.close(z, _mean_brightness(bright_acc) if img is not None else None)
-                    progress("grains/label", z, nz)
+            img = image if weak_test else None
+            mom = _Moments(n_grains)
+            for z in range(nz):
+                loc = np.asarray(out[z]).astype(np.int64)
+                lut = new_id[root[track_of[z]]]
+                lut[0] = 0
+                lab = lut[loc]
+                removed = (loc > 0) & (lab == 0)
+                n_frag_px += int(removed.sum())
+                lab = _fill_fragments(lab, removed, loc > 0)
+                out[z] = lab.astype(np.uint32)
+                mom.add(z, lab, vox)
+                if weak_test:
+                    bz = np.asarray(f["boundary"][z], np.float32)
+                    borders.add(lab, bz)
+                    if img is not None:
+                        _add_brightness(bright_acc, lab, img[z], bz)
+                    borders.close(z, _mean_brightness(bright_acc) if img is not None else None)
+                progress("grains/label", z, nz)
             # grains split along a border without GB evidence (a persistent over-segmentation,
             # e.g. along a curtaining stripe) are joined, judged on all slices together
             n_weak = 0

@@ -20,7 +20,8 @@ def match_grains(truth, labels, min_voxels: int = 500, min_iou: float = 0.8,
 
     Returns
     -------
-    dict with ``n_truth`` (large truth grains), ``n_matched``, ``matched_fraction``,
+    dict with ``n_truth`` (large truth grains), ``n_truth_all`` (every truth grain present),
+    ``n_matched``, ``matched_fraction``,
     ``n_reconstructed``, ``n_spurious`` (reconstructed grains that overlap no truth grain by
     more than half of their own volume), ``spurious_fraction``, ``iou`` (array per large
     truth grain: its best IoU).
@@ -57,7 +58,7 @@ def match_grains(truth, labels, min_voxels: int = 500, min_iou: float = 0.8,
     n_truth = len(iou)
     n_matched = int((iou >= min_iou).sum())
     n_spur = int(sum(1 for v in best_frac.values() if v <= 0.5))
-    return {"n_truth": n_truth, "n_matched": n_matched,
+    return {"n_truth": n_truth, "n_truth_all": len(at), "n_matched": n_matched,
             "matched_fraction": n_matched / n_truth if n_truth else float("nan"),
             "n_reconstructed": len(al), "n_spurious": n_spur,
             "spurious_fraction": n_spur / len(al) if al else float("nan"), "iou": iou}

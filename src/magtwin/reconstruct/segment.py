@@ -13,7 +13,9 @@ thin bright lines between grains of slightly different brightness. Per slice:
    sections tile the slice as the ground-truth cells do;
 3. region merging on the region adjacency graph (scikit-image ``rag_boundary`` /
    ``merge_hierarchical``): neighbouring regions merge while the mean ``b`` along their shared
-   border is below ``merge_threshold`` (a real GB has high ``b`` along all of it);
+   border is below ``merge_threshold`` (a real GB has high ``b`` along all of it) and their
+   mean brightness differs by less than ``merge_max_contrast`` (a GB line too faint for
+   ``b`` still separates grains of different orientation contrast);
 4. sections smaller than ``min_area_px`` are flooded by their neighbours;
 5. each section's outline is traced and simplified to a polygon (tolerance in nm).
 """
@@ -47,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "slab_slices": 3,
     "seed_min_distance_px": 3,
     "merge_threshold": 0.25,
+    "merge_max_contrast": 0.2,
     "min_area_px": 20,
     "outline_tolerance_nm": 5.0,
     "min_line_contrast": 15.0,
@@ -149,8 +152,13 @@ def boundary_medians(labels: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.
     return pair_medians(*border_samples(labels, b), int(labels.max()) + 1)
 
 
-def merge_weak(labels: np.ndarray, b: np.ndarray, threshold: float, rounds: int = 3) -> np.ndarray:
-    """Merge touching regions whose border median of ``b`` is below ``threshold``.
+def merge_weak(labels: np.ndarray, b: np.ndarray, threshold: float, rounds: int = 3,
+               img: np.ndarray | None = None, max_contrast: float = np.inf,
+               interior_b: float = 0.2) -> np.ndarray:
+    """Merge touching regions whose border median of ``b`` is below ``threshold`` and (with
+    the image ``img``) whose mean brightness over their interior pixels (``b`` below
+    ``interior_b``) differs by less than ``max_contrast``: a faint GB line between grains of
+    different orientation contrast is still a GB.
 
     The weakest border is merged first, and a region merges at most once per round, so a
     chain of weak borders cannot glue many grains together in one step. The border samples
@@ -159,12 +167,25 @@ def merge_weak(labels: np.ndarray, b: np.ndarray, threshold: float, rounds: int 
     n = int(labels.max()) + 1
     l1, l2, v = border_samples(labels, b)
     tot = np.arange(n)
+    use_img = img is not None and np.isfinite(max_contrast)
+    if use_img:
+        a = np.asarray(img, np.float64)
+        sel = (labels > 0) & np.isfinite(a) & (b < interior_b)
+        s_sum = np.bincount(labels[sel], a[sel], minlength=n)
+        s_cnt = np.bincount(labels[sel], minlength=n).astype(np.float64)
     for _ in range(rounds):
         c1, c2 = tot[l1], tot[l2]
         keep = c1 != c2
         l1, l2, v, c1, c2 = l1[keep], l2[keep], v[keep], c1[keep], c2[keep]
         pairs, med = pair_medians(c1, c2, v, n)
-        weak = np.flatnonzero(med < threshold)
+        weak_b = med < threshold
+        if use_img and len(pairs):
+            cnt = np.bincount(tot, s_cnt, minlength=n)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.bincount(tot, s_sum, minlength=n) / cnt
+            # NaN (no interior pixels): unknown, judged on b alone
+            weak_b &= ~(np.abs(mean[pairs[:, 0]] - mean[pairs[:, 1]]) >= max_contrast)
+        weak = np.flatnonzero(weak_b)
         if weak.size == 0:
             break
         lut = np.arange(n)
@@ -181,8 +202,11 @@ def merge_weak(labels: np.ndarray, b: np.ndarray, threshold: float, rounds: int 
 
 def segment_boundary(b: np.ndarray, mask: np.ndarray, seed_min_distance_px: int = 3,
                      merge_threshold: float = 0.4, min_area_px: int = 20,
-                     merge_rounds: int = 6) -> np.ndarray:
-    """Grain sections from a boundary-strength map ``b`` (y, x) inside ``mask``.
+                     merge_rounds: int = 6, img: np.ndarray | None = None,
+                     merge_max_contrast: float = np.inf) -> np.ndarray:
+    """Grain sections from a boundary-strength map ``b`` (y, x) inside ``mask``; ``img``
+    (optional, same shape): regions of different brightness are not merged
+    (:func:`merge_weak`).
 
     Returns int32 labels 1..n (0 outside ``mask``).
     """
@@ -196,7 +220,8 @@ def segment_boundary(b: np.ndarray, mask: np.ndarray, seed_min_distance_px: int 
         return mask.astype(np.int32)
     sp = flood(bs, markers, mask)
     if n_seeds > 1:
-        sp = merge_weak(sp, np.asarray(b, np.float32), merge_threshold, rounds=merge_rounds)
+        sp = merge_weak(sp, np.asarray(b, np.float32), merge_threshold, rounds=merge_rounds,
+                        img=img, max_contrast=merge_max_contrast)
     sizes = np.bincount(sp.ravel())
     small = sizes < min_area_px
     small[0] = False
@@ -253,13 +278,15 @@ def usable_mask(valid: np.ndarray | None, cap_rows, shape) -> np.ndarray:
     return m
 
 
-def _segment_slice(b: np.ndarray, mask: np.ndarray, blank: bool, seed_min_distance_px: int,
-                   merge_threshold: float, min_area_px: int, tol_px: float):
+def _segment_slice(b: np.ndarray, mask: np.ndarray, blank: bool, img: np.ndarray,
+                   seed_min_distance_px: int, merge_threshold: float, min_area_px: int,
+                   tol_px: float, merge_max_contrast: float):
     """One slice's sections, their pixel counts and outlines (runs in a worker process)."""
     if blank:
         lab = np.zeros(b.shape, np.int32)
     else:
-        lab = segment_boundary(b, mask, seed_min_distance_px, merge_threshold, min_area_px)
+        lab = segment_boundary(b, mask, seed_min_distance_px, merge_threshold, min_area_px,
+                               img=img, merge_max_contrast=merge_max_contrast)
     area = np.bincount(lab.ravel(), minlength=int(lab.max()) + 1)
     return lab, area, outline_polygons(lab, tol_px)
 
@@ -332,7 +359,7 @@ def run_segment(in_path: str | os.PathLike, out_path: str | os.PathLike,
                 # border grains keep their voxels; valid_mask still marks the common region
                 m = usable & np.isfinite(img)
                 bk, ck = boundary_strength(img, m, p["ridge_sigma_px"], p["gradient_weight"])
-                cache[k] = (bk, m, ck)
+                cache[k] = (bk, m, ck, img)
             return cache[k]
 
         with ArtefactWriter(out_path, "segment", p, inputs=[in_path]) as w:
@@ -358,7 +385,7 @@ def run_segment(in_path: str | os.PathLike, out_path: str | os.PathLike,
                 progress("segment", k, nz)
 
             seg_args = (int(p["seed_min_distance_px"]), float(p["merge_threshold"]),
-                        int(p["min_area_px"]), tol_px)
+                        int(p["min_area_px"]), tol_px, float(p["merge_max_contrast"]))
             nw = n_workers(int(p["workers"]))
             with _slice_pool(nw) as pool:
                 pending: collections.deque = collections.deque()
@@ -374,10 +401,11 @@ def run_segment(in_path: str | os.PathLike, out_path: str | os.PathLike,
                     for j in [j for j in cache if j < k - half]:
                         del cache[j]
                     bvol[k] = np.where(m_k, b, 0).astype(np.float16)
+                    img_k = b_of(k)[3]
                     if pool is None:
-                        collect(k, _segment_slice(b, m_k, is_blank, *seg_args))
+                        collect(k, _segment_slice(b, m_k, is_blank, img_k, *seg_args))
                         continue
-                    pending.append((k, pool.submit(_segment_slice, b, m_k, is_blank, *seg_args)))
+                    pending.append((k, pool.submit(_segment_slice, b, m_k, is_blank, img_k, *seg_args)))
                     # slices are written in order, with a bounded number in flight
                     while pending and (len(pending) > 2 * nw or pending[0][1].done()):
                         kk, fut = pending.popleft()
