@@ -5,8 +5,11 @@ thin bright lines between grains of slightly different brightness. Per slice:
 
 1. boundary strength ``b``: Sato ridge response (bright lines; Hessian by scikit-image) plus a weighted
    gradient magnitude (grain-to-grain contrast where the GB line is faint), each scaled by its
-   95th percentile; averaged over ``slab_slices`` neighbouring slices with weights
-   (1, 2, 1)-style binomial, because GBs are continuous surfaces and the noise is not;
+   95th percentile; optionally averaged over ``slab_slices`` neighbouring slices with
+   binomial weights (1, 2, 1), because GBs are continuous surfaces and the noise is not --
+   but an inclined GB moves between slices and the average smears it: at default noise one
+   slice segments better (issue 3: 83.9 vs 77.4 % of truth grains matched on 60-slice
+   stacks, 79.7 vs 76.4 % on a 60 x 384 x 1024 crop), hence the default 1;
 2. over-segmentation: seeded watershed (scikit-image) of the smoothed ``b`` from its local minima
    (``seed_min_distance_px`` apart) inside the slice's own footprint (pixels it covers after
    alignment, minus the cap) -- every pixel, GB pixels included, belongs to a section, so
@@ -46,7 +49,7 @@ log = logging.getLogger("magtwin.reconstruct.segment")
 DEFAULTS: dict[str, Any] = {
     "ridge_sigma_px": 1.0,
     "gradient_weight": 0.5,
-    "slab_slices": 3,
+    "slab_slices": 1,
     "seed_min_distance_px": 3,
     "merge_threshold": 0.25,
     "merge_max_contrast": 0.2,
