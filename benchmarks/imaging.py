@@ -40,11 +40,14 @@ Side by side with PyStack3D, in the same run and on the same raw slices:
 Stacks of 1024 x 1024 and more are rendered by a streamed generator (:class:`FastStack`):
 the synthetic sample's noise-free scene at half resolution (10 nm pixels), upsampled to
 5 nm, then curtaining, shading, slice brightness and Poisson-Gaussian noise at full
-resolution -- the same artefacts as ``magtwin.synth`` at a quarter of its rendering cost.
+resolution -- the same artefacts as ``magtwin.synth`` at less than half of its rendering
+cost (1.1 vs 2.4 CPU s per 1024 x 1024 slice). Its GB lines are blurrier and fainter than
+the full-resolution renderer's (``--render-scale 1``), so its stacks are the harder ones
+for the segmentation (60 x 1024 x 1024, seed 7: see benchmarks/out/imaging_60x1024x1024*.json).
 PyStack3D needs numpy>=2, so it runs in its own venv, benchmarks/.venv-peers (created on
 first use with `pip install pystack3d`). Writes benchmarks/out/imaging.json
-(imaging_quick.json with --quick, imaging_<Z>x<Y>x<X>.json with --shape), rewritten after
-every step. The machine may be shared: compare the ratios.
+(imaging_quick.json with --quick, imaging_<Z>x<Y>x<X>.json with --shape, ``_r<N>`` added
+for a non-default --render-scale), rewritten after every step. The machine may be shared: compare the ratios.
 """
 
 from __future__ import annotations
@@ -503,8 +506,9 @@ def main(argv=None) -> int:
             state.pop(f"short_{st}", None)
 
     OUT.mkdir(parents=True, exist_ok=True)
+    tag = "" if args.render_scale in (None, 2 if big else 1) else f"_r{scale}"
     name = ("imaging_quick.json" if args.quick and not args.shape else
-            f"imaging_{shape[0]}x{shape[1]}x{shape[2]}.json" if args.shape else "imaging.json")
+            f"imaging_{shape[0]}x{shape[1]}x{shape[2]}{tag}.json" if args.shape else f"imaging{tag}.json")
     commit = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     result = {"shape": shape, "seed": args.seed, "render_scale": scale, "supersample": ss,
