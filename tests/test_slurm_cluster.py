@@ -151,6 +151,9 @@ TINY_PIPELINE = {
     "sweep": {"mode": "grid", "gb_Js_T": [0.0, 0.8], "field_angle_deg": [0.0], "extra_grids": []},
     # infrastructure, not physics (tested elsewhere): a coarse mesh without exports, no
     # open-boundary demag, coarse field steps
+    # 64 px at 5 nm hold ~55 nm grains: at model.scale 0.1 they are 5.5 nm across, room for a
+    # 2 nm GB shell (at the default 0.075 most are too thin and the model stage refuses them)
+    "model": {"scale": 0.1},
     "mesh": {"gb_size_nm": 3.0, "tj_size_nm": 3.0, "grain_size_nm": 30.0, "sliver_target_deg": 0.0,
              "export_xdmf": False, "export_vtu": False},
     "simulate": {"field_start_T": 8.0, "field_stop_T": -8.0, "field_step_T": 1.0, "refine_tol_T": 0.25,
