@@ -20,7 +20,9 @@ Elsewhere (``b`` on a bent regularised facet, or a junction of several regions t
 does not touch) the collapse moves interfaces, and is allowed only within a budget: ``b`` lies
 within ``max_shift_nm`` of the planes of the interface triangles that replace its own (no
 interface moves further), and every region's volume changes, accumulated over all collapses,
-by at most ``max_region_change``.
+by at most ``max_region_change``. A ``rigid`` region (a GB slab, whose thickness is the
+model's) may lose a vertex this way but not gain one: ``a`` must already be one of its
+vertices, else only exact collapses are allowed, so its extent never grows.
 
 A collapse is accepted only if every new element is positively oriented (then the elements
 around ``b`` re-fill the same volume) and the smallest dihedral angle around ``b`` rises,
@@ -60,12 +62,14 @@ def _boundary_faces(tets: np.ndarray) -> np.ndarray:
 
 def collapse_short_edges(points: np.ndarray, tets: np.ndarray, region: np.ndarray, target_deg: float = 5.0,
                          ratio_bound: float = 2.0, max_shift_nm: float = 0.2,
-                         max_region_change: float = 0.02, passes: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+                         max_region_change: float = 0.02, rigid: np.ndarray | None = None,
+                         passes: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Collapse edges of elements below ``target_deg`` (see module docstring).
 
     Parameters
     ----------
-    points : (N, 3) nm; tets : (M, 4) positively oriented; region : (M,) region id.
+    points : (N, 3) nm; tets : (M, 4) positively oriented; region : (M,) region id;
+    rigid : (R,) bool per region id, or None.
 
     Returns
     -------
@@ -76,6 +80,11 @@ def collapse_short_edges(points: np.ndarray, tets: np.ndarray, region: np.ndarra
     pts = mesh.points
     dof, axis = vertex_freedom(pts, mesh.tets, mesh.region)
     regs = _vertex_regions(mesh.tets, mesh.region, _boundary_faces(mesh.tets), len(pts))
+    touches_rigid = np.zeros(len(pts), bool)
+    is_rigid = np.zeros(int(mesh.region.max()) + 2, bool)
+    if rigid is not None:
+        is_rigid[:len(rigid)] = rigid
+        touches_rigid[mesh.tets[is_rigid[mesh.region]].ravel()] = True
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     eps = 1e-9 * float(np.max(hi - lo))
     on_box = (np.abs(pts - lo) <= eps) | (np.abs(pts - hi) <= eps)  # (N, 3) per axis
@@ -136,7 +145,9 @@ def collapse_short_edges(points: np.ndarray, tets: np.ndarray, region: np.ndarra
         if score <= old + 1e-9:
             return None
         # interfaces move by at most ``max_shift_nm``
-        if shift(a, b, el) > max_shift_nm + 1e-9 * float(np.linalg.norm(pts[a] - pts[b])):
+        # a rigid region may lose b but not gain a new vertex a off its planes
+        lim = 0.0 if touches_rigid[b] and not {r for r in regs[b] if is_rigid[r]} <= regs[a] else max_shift_nm
+        if shift(a, b, el) > lim + 1e-9 * float(np.linalg.norm(pts[a] - pts[b])):
             return None
         rr = mesh.region[el]
         dv = (np.bincount(rr[keep], _volume6(q_new), minlength=nreg)

@@ -6,7 +6,9 @@ Each round runs, on the elements whose smallest dihedral angle is below ``target
 surface), :func:`magtwin.mesh.flips.flip_poor_elements` (2-3 flips and edge removal inside a
 region) and :func:`magtwin.mesh.optimize.remove_slivers` (vertex relocation: inside a region,
 in an interface plane or along a model edge; vertices on bent interfaces and at model corners
-by at most ``max_shift_nm`` off their planes, except on the ``rigid`` GB slabs). Collapses and
+by at most ``max_shift_nm`` off their planes). Vertices of the ``rigid`` GB slabs move only
+within their planes, and a collapse never adds a vertex to a slab, so its extent never grows.
+Collapses and
 off-plane moves each change a region's volume by at most 2 %. The order follows the mesh-improvement schedule of Klingner & Shewchuk,
 "Aggressive tetrahedral mesh improvement", Proc. 16th International Meshing Roundtable
 (2007) 3–23: topological operations first, then smoothing, repeated while the number of poor elements falls.
@@ -54,7 +56,8 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
     report = {"below_5deg_before": b5, "below_target_before": bt, "collapsed_edges": 0, "flips_23": 0,
               "edge_removals": 0, "moved_vertices": 0, "rounds": 0}
     for _ in range(rounds):
-        points, tets, region, rep = collapse_short_edges(points, tets, region, target_deg, ratio_bound, max_shift_nm)
+        points, tets, region, rep = collapse_short_edges(points, tets, region, target_deg, ratio_bound, max_shift_nm,
+                                                         rigid=rigid)
         report["collapsed_edges"] += rep["collapsed_edges"]
         tets, region, rep = flip_poor_elements(points, tets, region, target_deg, ratio_bound)
         report["flips_23"] += rep["flips_23"]
