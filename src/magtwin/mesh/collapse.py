@@ -161,11 +161,8 @@ def collapse_short_edges(points: np.ndarray, tets: np.ndarray, region: np.ndarra
     dmin0 = dihedral_angles_deg(pts, mesh.tets).min(axis=1)
     collapsed = 0
     for _ in range(passes):
-        live = mesh.live()
-        dmin = dihedral_angles_deg(pts, mesh.tets[live]).min(axis=1)
-        bad = live[dmin < target_deg]
         done = 0
-        for e in bad[np.argsort(dmin[dmin < target_deg])]:
+        for e in mesh.poor(target_deg):
             if not mesh.alive[e]:
                 continue
             best = None

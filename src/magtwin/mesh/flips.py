@@ -163,11 +163,8 @@ def flip_poor_elements(points: np.ndarray, tets: np.ndarray, region: np.ndarray,
     dmin0 = dihedral_angles_deg(pts, mesh.tets).min(axis=1)
     n23 = n32 = 0
     for _ in range(passes):
-        live = mesh.live()
-        dmin = dihedral_angles_deg(pts, mesh.tets[live]).min(axis=1)
-        bad = live[dmin < target_deg]
         done = 0
-        for e in bad[np.argsort(dmin[dmin < target_deg])]:
+        for e in mesh.poor(target_deg):
             if not mesh.alive[e]:
                 continue
             cands = [c for c in (_flip23(mesh, e, ratio_bound), _edge_removal(mesh, e, ratio_bound)) if c is not None]

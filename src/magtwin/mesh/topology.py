@@ -74,6 +74,15 @@ class MutableTets:
             for v in t:
                 self._extra.setdefault(int(v), []).append(int(e))
 
+    def poor(self, target_deg: float) -> np.ndarray:
+        """Live elements whose smallest dihedral angle is below ``target_deg``, worst first."""
+        from magtwin.mesh.quality import dihedral_angles_deg
+
+        live = self.live()
+        dmin = dihedral_angles_deg(self.points, self.tets[live]).min(axis=1)
+        sel = dmin < target_deg
+        return live[sel][np.argsort(dmin[sel])]
+
     def live(self) -> np.ndarray:
         return np.flatnonzero(self.alive[:self.size])
 
