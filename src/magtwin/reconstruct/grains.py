@@ -377,13 +377,14 @@ def link_sections(labels2d, out, link_overlap: float = 0.5, min_track_slices: in
             tracks.last[t] = z
         for t in {tracks.find(int(t)) for t in tr[1:]}:
             tracks.length[t] += 1
-        now: dict[int, int] = {}
-        for l in range(1, len(tr)):
-            t = int(tr[l])
-            now[t] = now.get(t, 0) + int(area[l])
-        for t, a in now.items():
-            tracks.peak[t] = max(tracks.peak[t], a)
-        recent.append(now)
+        if regrowth is not None:   # section area per track, for the convexity rule
+            now: dict[int, int] = {}
+            for l in range(1, len(tr)):
+                t = int(tr[l])
+                now[t] = now.get(t, 0) + int(area[l])
+            for t, a in now.items():
+                tracks.peak[t] = max(tracks.peak[t], a)
+            recent.append(now)
         out[z] = cur.astype(np.uint32)
         track_of.append(tr)
         history.append((cur, tr, cur_bright))
