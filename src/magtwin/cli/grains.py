@@ -17,8 +17,9 @@ def register(sub) -> None:
     p.add_argument("input", type=Path, metavar="IN.h5", help="input artefact (04_segment.h5)")
     add_out_argument(p)
     p.add_argument("--image", type=Path, metavar="ALIGN.h5",
-                   help="aligned volume (03_align.h5): grain brightness then also decides which "
-                        "grains split along a weak border are joined (recommended)")
+                   help="aligned volume (03_align.h5): section brightness then also decides which "
+                        "sections link across slices (grains.link_max_contrast) and which grains "
+                        "split along a weak border are joined (recommended)")
     add_config_arguments(p, "grains", "min_grain_voxels=200")
     p.set_defaults(func=_run)
 
