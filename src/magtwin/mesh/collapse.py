@@ -35,29 +35,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from magtwin.mesh.optimize import _min_dihedral, _radius_edge, _volume6, vertex_freedom
-from magtwin.mesh.quality import dihedral_angles_deg
-from magtwin.mesh.topology import MutableTets, unique_faces
+from magtwin.mesh.optimize import _interface_faces, _min_dihedral, _radius_edge, _volume6, vertex_freedom
+from magtwin.mesh.topology import MutableTets
 
 _EDGES = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
 
 
-def _vertex_regions(tets: np.ndarray, region: np.ndarray, boundary_faces: np.ndarray, n: int) -> list[frozenset]:
-    """Per vertex the set of regions around it, 0 included for vertices on the box."""
+def _vertex_regions(tets: np.ndarray, region: np.ndarray, on_box: np.ndarray) -> list[frozenset]:
+    """Per vertex the set of regions around it, 0 included for vertices on the box
+    (``on_box`` (N,) bool)."""
     nr = int(region.max()) + 1
     key = np.unique(tets.ravel().astype(np.int64) * nr + np.repeat(region, 4))
-    out: list[set] = [set() for _ in range(n)]
+    out: list[set] = [set() for _ in range(len(on_box))]
     for v, r in zip((key // nr).tolist(), (key % nr).tolist()):
         out[v].add(r)
-    for v in np.unique(boundary_faces):
+    for v in np.flatnonzero(on_box):
         out[v].add(0)
     return [frozenset(s) for s in out]
-
-
-def _boundary_faces(tets: np.ndarray) -> np.ndarray:
-    u, _, cnt = unique_faces(tets[:, [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]].reshape(-1, 3),
-                             int(tets.max()) + 1)
-    return u[cnt == 1]
 
 
 def collapse_short_edges(points: np.ndarray, tets: np.ndarray, region: np.ndarray, target_deg: float = 5.0,
@@ -74,20 +68,20 @@ def collapse_short_edges(points: np.ndarray, tets: np.ndarray, region: np.ndarra
     Returns
     -------
     points (N', 3), tets (M', 4), region (M',) with removed vertices dropped and renumbered,
-    and a report ``{"collapsed_edges", "below_target_before", "below_target_after"}``.
+    and a report ``{"collapsed_edges"}``.
     """
     mesh = MutableTets(points, tets, region)
     pts = mesh.points
     dof, axis = vertex_freedom(pts, mesh.tets, mesh.region)
-    regs = _vertex_regions(mesh.tets, mesh.region, _boundary_faces(mesh.tets), len(pts))
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    eps = 1e-9 * float(np.max(hi - lo))
+    on_box = (np.abs(pts - lo) <= eps) | (np.abs(pts - hi) <= eps)  # (N, 3) per axis
+    regs = _vertex_regions(mesh.tets, mesh.region, on_box.any(axis=1))
     touches_rigid = np.zeros(len(pts), bool)
     is_rigid = np.zeros(int(mesh.region.max()) + 2, bool)
     if rigid is not None:
         is_rigid[:len(rigid)] = rigid
         touches_rigid[mesh.tets[is_rigid[mesh.region]].ravel()] = True
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    eps = 1e-9 * float(np.max(hi - lo))
-    on_box = (np.abs(pts - lo) <= eps) | (np.abs(pts - hi) <= eps)  # (N, 3) per axis
 
     def allowed(a: int, b: int) -> bool:
         # the box stays exact: a on every box plane b is on
@@ -111,19 +105,9 @@ def collapse_short_edges(points: np.ndarray, tets: np.ndarray, region: np.ndarra
     def shift(a: int, b: int, el: np.ndarray) -> float:
         """Largest distance (nm) between b and the planes of the interface and box triangles
         that replace b's (b -> a): how far the collapse moves the interfaces."""
-        t = mesh.tets[el]
-        f = t[:, [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]].reshape(-1, 3)
-        fr = np.repeat(mesh.region[el], 4)
-        sel = (f == b).any(axis=1) & ~(f == a).any(axis=1)
-        f, fr = f[sel], fr[sel]
-        _, inv, cnt = np.unique(np.sort(f, axis=1), axis=0, return_inverse=True, return_counts=True)
-        inv = inv.ravel()
-        rmin = np.full(len(cnt), np.iinfo(np.int64).max)
-        rmax = np.full(len(cnt), -1)
-        np.minimum.at(rmin, inv, fr)
-        np.maximum.at(rmax, inv, fr)
-        first = np.unique(inv, return_index=True)[1]
-        tri = pts[np.where(f == b, a, f)[first[(cnt == 1) | (rmin != rmax)]]]
+        f = _interface_faces(mesh.tets[el], mesh.region[el])
+        f = f[(f == b).any(axis=1) & ~(f == a).any(axis=1)]
+        tri = pts[np.where(f == b, a, f)]
         if not len(tri):
             return 0.0
         n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
@@ -158,7 +142,6 @@ def collapse_short_edges(points: np.ndarray, tets: np.ndarray, region: np.ndarra
             return None
         return score - old, el, keep, new, dv
 
-    dmin0 = dihedral_angles_deg(pts, mesh.tets).min(axis=1)
     collapsed = 0
     for _ in range(passes):
         done = 0
@@ -184,7 +167,4 @@ def collapse_short_edges(points: np.ndarray, tets: np.ndarray, region: np.ndarra
         if not done:
             break
     pts, tets, region = mesh.compact()
-    dmin1 = dihedral_angles_deg(pts, tets).min(axis=1)
-    return pts, tets, region, {
-        "collapsed_edges": collapsed, "below_target_before": int(np.sum(dmin0 < target_deg)),
-        "below_target_after": int(np.sum(dmin1 < target_deg))}
+    return pts, tets, region, {"collapsed_edges": collapsed}

@@ -49,11 +49,13 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
     and after.
     """
     def below(p, t):
+        """(elements below 5°, elements below target_deg, smallest dihedral angle)."""
         d = dihedral_angles_deg(p, t).min(axis=1)
-        return int(np.sum(d < 5.0)), int(np.sum(d < target_deg))
+        return int(np.sum(d < 5.0)), int(np.sum(d < target_deg)), float(d.min())
 
-    b5, bt = below(points, tets)
-    report = {"below_5deg_before": b5, "below_target_before": bt, "collapsed_edges": 0, "flips_23": 0,
+    now = below(points, tets)
+    bt = now[1]
+    report = {"below_5deg_before": now[0], "below_target_before": bt, "collapsed_edges": 0, "flips_23": 0,
               "edge_removals": 0, "moved_vertices": 0, "rounds": 0}
     for _ in range(rounds):
         points, tets, region, rep = collapse_short_edges(points, tets, region, target_deg, ratio_bound, max_shift_nm,
@@ -70,6 +72,5 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
         if now[1] == 0 or now[1] >= bt:  # done, or this round did not help
             break
         bt = now[1]
-    report["below_5deg_after"], report["below_target_after"] = below(points, tets)
-    report["min_dihedral_after_deg"] = float(dihedral_angles_deg(points, tets).min())
+    report["below_5deg_after"], report["below_target_after"], report["min_dihedral_after_deg"] = now
     return points, tets, region, report
