@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from magtwin.mesh.optimize import _interface_faces, _min_dihedral, _radius_edge, _volume6, vertex_freedom
+from magtwin.mesh.regularize import box_constraints
 from magtwin.mesh.topology import MutableTets
 
 _EDGES = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
@@ -74,9 +75,8 @@ def collapse_short_edges(points: np.ndarray, tets: np.ndarray, region: np.ndarra
     pts = mesh.points
     dof, axis = vertex_freedom(pts, mesh.tets, mesh.region)
     lo, hi = pts.min(axis=0), pts.max(axis=0)
-    eps = 1e-9 * float(np.max(hi - lo))
-    on_box = (np.abs(pts - lo) <= eps) | (np.abs(pts - hi) <= eps)  # (N, 3) per axis
-    regs = _vertex_regions(mesh.tets, mesh.region, on_box.any(axis=1))
+    box = box_constraints(pts, lo, hi, 1e-9 * float(np.max(hi - lo)))
+    regs = _vertex_regions(mesh.tets, mesh.region, np.array([bool(c) for c in box]))
     touches_rigid = np.zeros(len(pts), bool)
     is_rigid = np.zeros(int(mesh.region.max()) + 2, bool)
     if rigid is not None:
@@ -84,9 +84,7 @@ def collapse_short_edges(points: np.ndarray, tets: np.ndarray, region: np.ndarra
         touches_rigid[mesh.tets[is_rigid[mesh.region]].ravel()] = True
 
     def allowed(a: int, b: int) -> bool:
-        # the box stays exact: a on every box plane b is on
-        ax = on_box[b]
-        if ax.any() and np.any(np.abs(pts[a, ax] - pts[b, ax]) > eps):
+        if not box[b] <= box[a]:  # the box stays exact: a on every box plane b is on
             return False
         if dof[b] == 0 or not regs[b] <= regs[a]:
             return True  # bent facets, junctions: the volume test decides

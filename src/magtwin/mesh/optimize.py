@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from magtwin.mesh.quality import dihedral_angles_deg
+from magtwin.mesh.regularize import box_constraints
 from magtwin.mesh.topology import unique_faces
 
 _FACES = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
@@ -144,8 +145,7 @@ def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, tar
         pv, pn = pv[po], np.repeat(nrm, 3, axis=0)[po]
         pstart = np.searchsorted(pv, np.arange(len(pts) + 1))
         lo, hi = pts.min(axis=0), pts.max(axis=0)
-        eps = 1e-9 * float(np.max(hi - lo))
-        on_box = np.any((np.abs(pts - lo) <= eps) | (np.abs(pts - hi) <= eps), axis=1)
+        on_box = np.array([bool(c) for c in box_constraints(pts, lo, hi, 1e-9 * float(np.max(hi - lo)))])
         origin = pts.copy()
         budget = (dof == 0) & ~on_box
         if rigid is not None:
