@@ -1,0 +1,79 @@
+"""3D refinement of linked grains: re-flood every grain border from the grain cores in 3D.
+
+Linking decides slice by slice, so each slice's segmentation errors stay in the 3D grains: a
+piece of a grain cut off in a few slices becomes a small grain of its own or goes to the
+wrong neighbour, and a border misplaced in one slice stays misplaced. On long stacks these
+errors add up (issue 3: on 60-slice stacks, grains with IoU 0.6-0.8 against a single pure
+partner and grains in several pieces were a third of the unmatched ones).
+
+The refinement keeps only the *cores* of the linked grains -- voxels farther than
+``core_px`` pixels (in-plane) from any other label -- and floods the rest again with a 3D
+seeded watershed (scikit-image, 6-connected) on the GB evidence volume of the segment stage:
+a voxel goes to the grain that reaches it over the lowest GB barrier, through its own slice
+*or through the neighbouring slices*, which is the information the per-slice segmentation
+did not use. Pieces thinner than ``2 core_px`` have no core and are absorbed by the grain
+on the other side of their weakest border.
+
+The seeds carry the global grain ids, so slabs of ``slab_slices`` slices (plus
+``overlap_slices`` of context on each side, read from the unrefined labels) can be flooded
+independently and need no stitching: memory does not grow with the number of slices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from skimage.segmentation import watershed
+
+from magtwin.imaging.stackio import progress
+
+
+def cores(labels: np.ndarray, core_px: int) -> np.ndarray:
+    """``labels`` (z, y, x) with every voxel within ``core_px`` px (in-plane, chessboard
+    distance, counted from the border pixel itself) of a different label set to 0."""
+    lab = np.asarray(labels)
+    edge = np.zeros(lab.shape, bool)
+    dy = lab[:, 1:] != lab[:, :-1]
+    edge[:, 1:] |= dy
+    edge[:, :-1] |= dy
+    dx = lab[:, :, 1:] != lab[:, :, :-1]
+    edge[:, :, 1:] |= dx
+    edge[:, :, :-1] |= dx
+    if core_px > 1:
+        edge = ndimage.binary_dilation(edge, np.ones((1, 3, 3), bool), iterations=int(core_px) - 1)
+    return np.where(edge, 0, lab)
+
+
+def refine_block(labels: np.ndarray, boundary: np.ndarray, core_px: int) -> np.ndarray:
+    """Refined labels of a (z, y, x) block: cores of ``labels`` (:func:`cores`) flooded in 3D
+    over the GB evidence ``boundary`` (same shape) inside ``labels > 0``. Returns the same
+    dtype as ``labels``; voxels of a block without any core keep their label."""
+    lab = np.asarray(labels)
+    seeds = cores(lab, core_px)
+    if not seeds.any():
+        return lab.copy()
+    out = watershed(np.asarray(boundary, np.float32), seeds, connectivity=1, mask=lab > 0)
+    return out.astype(lab.dtype, copy=False)
+
+
+def refine_volume(vol, boundary, core_px: int = 4, slab_slices: int = 16,
+                  overlap_slices: int = 4) -> None:
+    """:func:`refine_block` over a (z, y, x) label volume ``vol`` (h5py dataset or array),
+    **in place**, slab by slab (module docstring). ``boundary``: the GB evidence volume."""
+    nz = vol.shape[0]
+    step, ov = max(1, int(slab_slices)), max(0, int(overlap_slices))
+    orig: dict[int, np.ndarray] = {}   # unrefined slices still needed as context
+    for z0 in range(0, nz, step):
+        z1 = min(nz, z0 + step)
+        a, e = max(0, z0 - ov), min(nz, z1 + ov)
+        for k in range(a, e):
+            if k not in orig:
+                orig[k] = np.asarray(vol[k])
+        lab = np.stack([orig[k] for k in range(a, e)])
+        b = np.stack([np.asarray(boundary[k], np.float32) for k in range(a, e)])
+        ref = refine_block(lab, b, core_px)
+        for k in range(z0, z1):
+            vol[k] = ref[k - a]
+        for k in [k for k in orig if k < z1 - ov]:
+            del orig[k]
+        progress("grains/refine3d", z1 - 1, nz, every=1)
