@@ -1,5 +1,5 @@
 """Mesh improvement after TetGen (magtwin.mesh.collapse, magtwin.mesh.flips,
-magtwin.mesh.improve): each operation must keep a valid conforming mesh, keep interfaces and
+magtwin.mesh.split, magtwin.mesh.improve): each operation must keep a valid conforming mesh, keep interfaces and
 region volumes, and raise the smallest dihedral angle of the elements it touches.
 
 Reference for the operations: Klingner & Shewchuk, "Aggressive tetrahedral mesh
@@ -17,6 +17,8 @@ from scipy.spatial import Delaunay
 from magtwin.mesh.collapse import collapse_short_edges
 from magtwin.mesh.flips import flip_poor_elements
 from magtwin.mesh.improve import improve_mesh
+from magtwin.mesh.optimize import remove_slivers
+from magtwin.mesh.split import split_poor_elements
 from .model_helpers import face_usage, min_dihedral_deg, tet_volumes
 
 
@@ -138,3 +140,48 @@ def test_improve_mesh_reports_and_does_not_worsen():
     assert rep["below_5deg_after"] == int(np.sum(min_dihedral_deg(p2, t2) < 5.0))
     assert tet_volumes(p2, t2).min() > 0
     assert tet_volumes(p2, t2).sum() == pytest.approx(1.0, rel=1e-12)
+
+
+def _pinned_sliver(eps: float = 0.02):
+    """A flat element a b c d (edge ab passes just above cd) inside the double pyramid over
+    the square a c b d: five elements, every vertex on the boundary with no freedom to move
+    (a, b, c, d are where boundary faces of different planes meet)."""
+    a, b, c, d = [-1, 0, eps], [1, 0, eps], [0, -1, -eps], [0, 1, -eps]
+    pts = np.array([a, b, c, d, [0, 0, 1.0], [0, 0, -1.0]])
+    tets = _oriented(pts, [[0, 1, 2, 3], [4, 0, 1, 2], [4, 0, 1, 3], [5, 2, 3, 0], [5, 2, 3, 1]])
+    return pts, tets
+
+
+def _check_split(pts, tets, reg, p2, t2, r2):
+    assert tet_volumes(p2, t2).min() > 0
+    for r in np.unique(reg):  # each region's volume is kept exactly: the new vertex is on its edge
+        assert tet_volumes(p2, t2[r2 == r]).sum() == pytest.approx(tet_volumes(pts, tets[reg == r]).sum(), rel=1e-12)
+    assert np.array_equal(p2[:len(pts)], pts)  # old vertices do not move
+    _, count, _ = face_usage(t2)
+    assert set(count.tolist()) <= {1, 2}
+    assert np.sum(count == 1) == 8  # the double pyramid's boundary; conforming inside
+
+
+def test_split_repairs_a_sliver_whose_vertices_cannot_move():
+    pts, tets = _pinned_sliver()
+    reg = np.ones(len(tets), int)
+    assert min_dihedral_deg(pts, tets).min() < 5.0
+    moved, _ = remove_slivers(pts, tets, reg, 10.0)  # relocation cannot help: nothing may move
+    assert np.array_equal(moved, pts)
+    p2, t2, r2, rep = split_poor_elements(pts, tets, reg, 5.0)
+    assert rep["split_edges"] >= 1 and len(p2) > len(pts)
+    _check_split(pts, tets, reg, p2, t2, r2)
+    assert min_dihedral_deg(p2, t2).min() > 5.0
+
+
+def test_split_keeps_the_new_vertex_off_an_interface_it_may_not_leave():
+    # the top pyramid is another region: faces abc, abd are an interface (bent by ~1 deg), so a
+    # vertex on ab may not move up into the sliver's way; the split of cd (inside one region) may
+    pts, tets = _pinned_sliver()
+    reg = np.array([1, 2, 2, 1, 1])
+    p2, t2, r2, rep = split_poor_elements(pts, tets, reg, 5.0, bend_deg=2.0)
+    _check_split(pts, tets, reg, p2, t2, r2)
+    assert min_dihedral_deg(p2, t2).min() > 5.0
+    new = np.arange(len(pts), len(p2))
+    for v in new[np.isin(new, t2[r2 == 2])]:  # a new vertex touching region 2 lies on the interface
+        assert abs(p2[v, 2] - 0.02) < 1e-12 and abs(p2[v, 1]) < 1e-12

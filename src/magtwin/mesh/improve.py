@@ -1,17 +1,23 @@
-"""Mesh improvement after TetGen: edge collapse, flips and vertex relocation, in rounds.
+"""Mesh improvement after TetGen: edge collapse, flips, vertex relocation and edge splits, in rounds.
 
 Each round runs, on the elements whose smallest dihedral angle is below ``target_deg``
 (``smooth_target_deg`` for relocation):
-:func:`magtwin.mesh.collapse.collapse_short_edges` (short edges left by the regularised
-surface), :func:`magtwin.mesh.flips.flip_poor_elements` (2-3 flips and edge removal inside a
-region) and :func:`magtwin.mesh.optimize.remove_slivers` (vertex relocation: inside a region,
-in an interface plane or along a model edge; vertices on bent interfaces and at model corners
-by at most ``max_shift_nm`` off their planes). Vertices of the ``rigid`` GB slabs move only
-within their planes, and a collapse never adds a vertex to a slab, so its extent never grows.
-Collapses and
-off-plane moves each change a region's volume by at most 2 %. The order follows the mesh-improvement schedule of Klingner & Shewchuk,
-"Aggressive tetrahedral mesh improvement", Proc. 16th International Meshing Roundtable
-(2007) 3–23: topological operations first, then smoothing, repeated while the number of poor elements falls.
+
+* :func:`magtwin.mesh.collapse.collapse_short_edges` (short edges left by the regularised
+  surface);
+* :func:`magtwin.mesh.flips.flip_poor_elements` (2-3 flips and edge removal inside a region);
+* :func:`magtwin.mesh.optimize.remove_slivers` (vertex relocation: inside a region, in an
+  interface plane or along a model edge; vertices on bent interfaces and at model corners by
+  at most ``max_shift_nm`` off their planes);
+* :func:`magtwin.mesh.split.split_poor_elements` (an edge split whose new vertex has the
+  freedom that the element's own vertices, held by the geometry, lack).
+
+Vertices of the ``rigid`` GB slabs move only within their planes, and a collapse never adds a
+vertex to a slab, so its extent never grows. Collapses and off-plane moves each change a
+region's volume by at most 2 %. The order follows the mesh-improvement schedule of Klingner &
+Shewchuk, "Aggressive tetrahedral mesh improvement", Proc. 16th International Meshing
+Roundtable (2007) 3–23: topological operations first, then smoothing, then vertex insertion,
+repeated while the number of poor elements falls.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from magtwin.mesh.collapse import collapse_short_edges
 from magtwin.mesh.flips import flip_poor_elements
 from magtwin.mesh.optimize import remove_slivers
 from magtwin.mesh.quality import dihedral_angles_deg
+from magtwin.mesh.split import split_poor_elements
 
 
 def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, target_deg: float = 5.0,
@@ -44,7 +51,7 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
 
     Returns
     -------
-    points, tets, region (vertices may be removed: renumbered) and a report with the counts
+    points, tets, region (vertices may be removed: renumbered, or added) and a report with the counts
     of each operation and the number of elements below 5° and below ``target_deg`` before
     and after.
     """
@@ -56,7 +63,7 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
     now = below(points, tets)
     bt = now[1]
     report = {"below_5deg_before": now[0], "below_target_before": bt, "collapsed_edges": 0, "flips_23": 0,
-              "edge_removals": 0, "moved_vertices": 0, "rounds": 0}
+              "edge_removals": 0, "moved_vertices": 0, "split_edges": 0, "rounds": 0}
     for _ in range(rounds):
         points, tets, region, rep = collapse_short_edges(points, tets, region, target_deg, ratio_bound, max_shift_nm,
                                                          rigid=rigid)
@@ -67,6 +74,8 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
         points, rep = remove_slivers(points, tets, region, smooth_target_deg, ratio_bound=ratio_bound,
                                      bend_deg=bend_deg, max_shift_nm=max_shift_nm, rigid=rigid)
         report["moved_vertices"] += rep["moved_vertices"]
+        points, tets, region, rep = split_poor_elements(points, tets, region, target_deg, bend_deg)
+        report["split_edges"] += rep["split_edges"]
         report["rounds"] += 1
         now = below(points, tets)
         if now[1] == 0 or now[1] >= bt:  # done, or this round did not help

@@ -1,5 +1,5 @@
-"""A tetrahedral mesh under local changes (edge collapses, flips): element arrays with an
-alive flag and, per vertex, the elements around it ("star"), kept up to date lazily."""
+"""A tetrahedral mesh under local changes (edge collapses, flips, edge splits): element arrays
+with an alive flag and, per vertex, the elements around it ("star"), kept up to date lazily."""
 
 from __future__ import annotations
 
@@ -24,11 +24,13 @@ class MutableTets:
     """Elements (M, 4) and region ids (M,) that local operations replace in place.
 
     New elements are appended (capacity grows by doubling); removed ones are marked dead.
-    :meth:`compact` returns the live mesh with unused vertices dropped.
+    New vertices are appended with :meth:`add_point`. :meth:`compact` returns the live mesh
+    with unused vertices dropped.
     """
 
     def __init__(self, points: np.ndarray, tets: np.ndarray, region: np.ndarray):
         self.points = np.asarray(points, float)
+        self.n_points = len(self.points)
         self.tets = np.array(tets, np.int64)
         self.region = np.array(region)
         self.alive = np.ones(len(self.tets), bool)
@@ -42,7 +44,7 @@ class MutableTets:
 
     def star(self, v: int) -> np.ndarray:
         """Indices of the live elements holding vertex ``v``."""
-        el = self._base[self._start[v]:self._start[v + 1]]
+        el = self._base[self._start[v]:self._start[v + 1]] if v + 1 < len(self._start) else self._base[:0]
         if v in self._extra:
             el = np.unique(np.concatenate([el, np.asarray(self._extra[v], np.int64)]))
         el = el[el < self.size]
@@ -74,6 +76,14 @@ class MutableTets:
             for v in t:
                 self._extra.setdefault(int(v), []).append(int(e))
 
+    def add_point(self, p: np.ndarray) -> int:
+        """Append vertex ``p`` (3,) nm; returns its id (capacity grows by doubling)."""
+        if self.n_points == len(self.points):
+            self.points = np.concatenate([self.points, np.zeros((max(16, len(self.points)), 3))])
+        self.points[self.n_points] = p
+        self.n_points += 1
+        return self.n_points - 1
+
     def poor(self, target_deg: float) -> np.ndarray:
         """Live elements whose smallest dihedral angle is below ``target_deg``, worst first."""
         from magtwin.mesh.quality import dihedral_angles_deg
@@ -91,7 +101,7 @@ class MutableTets:
         dropped and the rest renumbered in order."""
         live = self.live()
         tets, region = self.tets[live], self.region[live]
-        used = np.zeros(len(self.points), bool)
+        used = np.zeros(self.n_points, bool)
         used[tets.ravel()] = True
         renum = np.cumsum(used) - 1
-        return self.points[used], renum[tets], region
+        return self.points[:self.n_points][used], renum[tets], region
