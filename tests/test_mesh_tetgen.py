@@ -96,12 +96,11 @@ def test_polycrystal_mesh_conforming_thickness_and_volumes():
         assert slab_thickness(nodes) == pytest.approx(t, rel=0.05), r
         checked += 1
     assert checked >= 5
-    # quality: distribution reported; near the thin features of a polycrystal TetGen cannot
-    # guarantee its bounds (it keeps the regularised surface, -Y, and its bounds do not hold
-    # next to small input angles); edge collapses, flips and relocation after it
-    # (magtwin.mesh.improve) leave very few elements below 5 deg, none nearly flat
+    # quality: the target, no element below 5 deg. Near the thin features of a
+    # polycrystal TetGen cannot guarantee its bounds (it keeps the regularised surface, -Y,
+    # and its bounds do not hold next to small input angles: TetGen manual, switches -q, -Y);
+    # edge collapses, flips, relocation and edge splits after it (magtwin.mesh.improve) must
+    # lift every element above 5 deg (0.23 % of the elements are below it before)
     dmin = min_dihedral_deg(mesh.points_nm, mesh.tetrahedra)
-    # (measured 7 of 43 900 elements, 0.016 %, min 3.7 deg; 0.23 % before the improvement)
-    assert np.mean(dmin < 5.0) < 0.001
-    assert dmin.min() > 1.0
+    assert dmin.min() >= 5.0
     assert stats["quality"]["min_dihedral_histogram"]["counts"]
