@@ -185,3 +185,25 @@ def test_split_keeps_the_new_vertex_off_an_interface_it_may_not_leave():
     new = np.arange(len(pts), len(p2))
     for v in new[np.isin(new, t2[r2 == 2])]:  # a new vertex touching region 2 lies on the interface
         assert abs(p2[v, 2] - 0.02) < 1e-12 and abs(p2[v, 1]) < 1e-12
+
+
+def test_join_of_two_lines_that_almost_meet_removes_the_sliver_between_them():
+    # regions: the sliver (1) with one bottom element, the top pyramid (2), the other bottom
+    # element (3): ab and cd are both interface lines (0.004 nm apart), so no split of one edge
+    # frees a vertex that can lift the sliver; joining the two lines removes it
+    pts, tets = _pinned_sliver(eps=0.002)
+    reg = np.array([1, 2, 2, 1, 3])
+    before = min_dihedral_deg(pts, tets).min()
+    assert before < 1.0
+    p2, t2, r2, rep = split_poor_elements(pts, tets, reg, 5.0, bend_deg=0.1, max_shift_nm=0.2)
+    assert rep["joined_edges"] == 1
+    assert tet_volumes(p2, t2).min() > 0
+    assert tet_volumes(p2, t2).sum() == pytest.approx(tet_volumes(pts, tets).sum(), rel=1e-12)  # hull kept
+    for r in (1, 2, 3):  # each region within 2 % (the sliver's volume moves between them)
+        assert tet_volumes(p2, t2[r2 == r]).sum() == pytest.approx(tet_volumes(pts, tets[reg == r]).sum(), rel=0.02)
+    m = p2[len(pts):]
+    assert len(m) == 1 and abs(m[0, 2]) < 0.002 + 1e-12  # the joint lies between the two lines
+    assert not np.any(np.all(np.isin(t2, [0, 1, 2, 3]), axis=1))  # the sliver is gone
+    assert min_dihedral_deg(p2, t2).min() > 5.0
+    _, count, _ = face_usage(t2)
+    assert set(count.tolist()) <= {1, 2} and np.sum(count == 1) == 8

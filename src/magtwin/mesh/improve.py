@@ -63,7 +63,8 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
     now = below(points, tets)
     bt = now[1]
     report = {"below_5deg_before": now[0], "below_target_before": bt, "collapsed_edges": 0, "flips_23": 0,
-              "edge_removals": 0, "moved_vertices": 0, "split_edges": 0, "rounds": 0}
+              "edge_removals": 0, "moved_vertices": 0, "split_edges": 0, "joined_edges": 0,
+              "rounds": 0}
     for _ in range(rounds):
         points, tets, region, rep = collapse_short_edges(points, tets, region, target_deg, ratio_bound, max_shift_nm,
                                                          rigid=rigid)
@@ -74,8 +75,10 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
         points, rep = remove_slivers(points, tets, region, smooth_target_deg, ratio_bound=ratio_bound,
                                      bend_deg=bend_deg, max_shift_nm=max_shift_nm, rigid=rigid)
         report["moved_vertices"] += rep["moved_vertices"]
-        points, tets, region, rep = split_poor_elements(points, tets, region, target_deg, bend_deg)
+        points, tets, region, rep = split_poor_elements(points, tets, region, target_deg, bend_deg, max_shift_nm,
+                                                        rigid)
         report["split_edges"] += rep["split_edges"]
+        report["joined_edges"] += rep["joined_edges"]
         report["rounds"] += 1
         now = below(points, tets)
         if now[1] == 0 or now[1] >= bt:  # done, or this round did not help
