@@ -81,6 +81,17 @@ def vertex_freedom(points: np.ndarray, tets: np.ndarray, region: np.ndarray,
     return dof, axis
 
 
+def constrain_moves(cands: np.ndarray, p0: np.ndarray, dof: int, axis: np.ndarray) -> np.ndarray:
+    """Candidate positions (C, 3) of a vertex at ``p0`` projected onto its freedom (see
+    :func:`vertex_freedom`): the plane through ``p0`` with normal ``axis`` (dof 2), the line
+    through ``p0`` along ``axis`` (dof 1), or unchanged (dof 3)."""
+    if dof == 2:
+        return cands - np.outer((cands - p0) @ axis, axis)
+    if dof == 1:
+        return p0 + np.outer((cands - p0) @ axis, axis)
+    return cands
+
+
 def _cross(a, b):
     return np.stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
                      a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
@@ -183,10 +194,8 @@ def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, tar
             h = np.min(np.linalg.norm(q[:, [0, 0, 0, 1, 1, 2]] - q[:, [1, 2, 3, 2, 3, 3]], axis=2))
             cands = np.vstack([pts[v], [pts[v] + f * (centre - pts[v]) for f in (1.0, 0.5, 0.25)],
                                pts[v] + rng.normal(scale=0.25 * h, size=(4, 3))])
-            if dof[v] == 2:  # stay in the interface plane
-                cands -= np.outer((cands - pts[v]) @ axis[v], axis[v])
-            elif dof[v] == 1:  # slide along the edge
-                cands = pts[v] + np.outer((cands - pts[v]) @ axis[v], axis[v])
+            if dof[v] in (1, 2):  # stay in the interface plane or slide along the edge
+                cands = constrain_moves(cands, pts[v], int(dof[v]), axis[v])
             elif budget[v]:  # stay within max_shift_nm of every original interface plane at v
                 off = np.abs((cands - origin[v]) @ pn[pstart[v]:pstart[v + 1]].T).max(axis=1)
                 cands = cands[off <= max_shift_nm]

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from magtwin.mesh.optimize import _min_dihedral, _radius_edge, _volume6
+from magtwin.mesh.optimize import _min_dihedral, _radius_edge, _volume6, constrain_moves
 from magtwin.mesh.topology import MutableTets
 
 _EDGES = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
@@ -62,14 +62,6 @@ def _edge_constraint(mesh: MutableTets, a: int, b: int, ring: np.ndarray,
     if np.all(np.abs(np.abs(n @ n[0]) - 1.0) <= max(1e-7, 1.0 - np.cos(np.radians(bend_deg)))):
         return 2, n[0]
     return 1, u / np.linalg.norm(u)
-
-
-def _constrain(cands: np.ndarray, p0: np.ndarray, dof: int, axis: np.ndarray) -> np.ndarray:
-    if dof == 2:
-        return cands - np.outer((cands - p0) @ axis, axis)
-    if dof == 1:
-        return p0 + np.outer((cands - p0) @ axis, axis)
-    return cands
 
 
 def _try_split(mesh: MutableTets, a: int, b: int, target_deg: float, bend_deg: float, rng,
@@ -102,14 +94,14 @@ def _try_split(mesh: MutableTets, a: int, b: int, target_deg: float, bend_deg: f
         """Index of the best candidate: largest capped angle, then smallest ratio."""
         return int(np.lexsort((rr, -np.round(np.minimum(dm, cap), 9)))[0])
 
-    centre = _constrain(pts[np.unique(new[~slot])].mean(axis=0)[None], p0, dof, axis)[0]
+    centre = constrain_moves(pts[np.unique(new[~slot])].mean(axis=0)[None], p0, dof, axis)[0]
     cands = np.vstack([p0, centre, 0.5 * (centre + p0)])
     dm, rr = evaluate(cands)
     k = rank(dm, rr)
     best_p, best_d, best_r = cands[k], dm[k], rr[k]
     step = 0.25 * float(np.linalg.norm(pts[b] - pts[a]))
     for _ in range(steps):
-        cands = _constrain(best_p + rng.normal(scale=step, size=(8, 3)), p0, dof, axis)
+        cands = constrain_moves(best_p + rng.normal(scale=step, size=(8, 3)), p0, dof, axis)
         dm, rr = evaluate(np.vstack([best_p, cands]))
         k = rank(dm, rr)
         if k == 0:
