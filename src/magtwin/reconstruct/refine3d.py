@@ -52,7 +52,13 @@ def refine_block(labels: np.ndarray, boundary: np.ndarray, core_px: int) -> np.n
     seeds = cores(lab, core_px)
     if not seeds.any():
         return lab.copy()
-    out = watershed(np.asarray(boundary, np.float32), seeds, connectivity=1, mask=lab > 0)
+    # only core voxels next to a non-core voxel (6-neighbourhood) can flood anything: the
+    # others stay out of the watershed, whose priority queue would hold every seed
+    inner = ndimage.binary_erosion(seeds > 0, ndimage.generate_binary_structure(3, 1),
+                                   border_value=1)
+    out = watershed(np.asarray(boundary, np.float32), np.where(inner, 0, seeds),
+                    connectivity=1, mask=(lab > 0) & ~inner)
+    out[inner] = seeds[inner]
     return out.astype(lab.dtype, copy=False)
 
 
