@@ -29,10 +29,12 @@ under construction, merged with a union-find):
   cut there (:mod:`magtwin.reconstruct.zsplit`, ``zsplit_max_dip``);
 * 3D refinement (:mod:`magtwin.reconstruct.refine3d`, ``refine_core_px``): every grain keeps
   its core, the rest is flooded again in 3D over the GB evidence, so one slice's
-  segmentation error no longer stays in the grain; then touching grains along a weak
-  border are joined (below). Linking decides slice by slice, so its errors compound with
+  segmentation error no longer stays in the grain; with ``fill_unimaged`` the pixels of
+  the usable region that a drifted slice did not image (a strip of at most the drift along
+  the field edges) are labelled too, from the slices that imaged them; then touching
+  grains along a weak border are joined (below). Linking decides slice by slice, so its errors compound with
   the stack length; these two steps do not (issue 3, 60-slice stacks, seeds 41-48: 83.0 ->
-  90.2 % of the truth grains matched).
+  91.4 % of the truth grains matched, 90.2 % without ``fill_unimaged``).
 
 Output ``labels`` uint32 (z, y, x) on the aligned grid, frame of slice 0 (0 = unassigned)
 and a grain table computed from streamed moments.
@@ -83,8 +85,9 @@ DEFAULTS: dict[str, Any] = {
     "zsplit_window_slices": 4,
     "zsplit_max_dip": 0.35,
     "refine_core_px": 4,
-    "refine_slab_slices": 16,
+    "refine_slab_slices": 8,
     "refine_overlap_slices": 4,
+    "fill_unimaged": True,
 }
 
 TABLE_COLUMNS = (
@@ -752,8 +755,10 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
             if refine:
                 # 3D re-flooding of every grain border from the grain cores; grains without a
                 # core vanish (ids compacted), the others may change their slice range
+                fill = (np.asarray(f["usable_mask"], bool)
+                        if p["fill_unimaged"] and "usable_mask" in f else None)
                 refine_volume(out, f["boundary"], int(p["refine_core_px"]),
-                              int(p["refine_slab_slices"]), int(p["refine_overlap_slices"]))
+                              int(p["refine_slab_slices"]), int(p["refine_overlap_slices"]), fill)
                 first_of_grain = np.full(n_grains + 1, nz, np.int64)
                 last_of_grain = np.full(n_grains + 1, -1, np.int64)
                 for z in range(nz):

@@ -8,7 +8,7 @@ partner and grains in several pieces were a third of the unmatched ones).
 
 The refinement keeps only the *cores* of the linked grains -- voxels farther than
 ``core_px`` pixels (in-plane) from any other label -- and floods the rest again with a 3D
-seeded watershed (scikit-image, 6-connected) on the GB evidence volume of the segment stage:
+seeded watershed (SimpleITK's morphological watershed from markers, 6-connected) on the GB evidence volume of the segment stage:
 a voxel goes to the grain that reaches it over the lowest GB barrier, through its own slice
 *or through the neighbouring slices*, which is the information the per-slice segmentation
 did not use. Pieces thinner than ``2 core_px`` have no core and are absorbed by the grain
@@ -22,8 +22,8 @@ independently and need no stitching: memory does not grow with the number of sli
 from __future__ import annotations
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage
-from skimage.segmentation import watershed
 
 from magtwin.imaging.stackio import progress
 
@@ -44,28 +44,40 @@ def cores(labels: np.ndarray, core_px: int) -> np.ndarray:
     return np.where(edge, 0, lab)
 
 
-def refine_block(labels: np.ndarray, boundary: np.ndarray, core_px: int) -> np.ndarray:
+def refine_block(labels: np.ndarray, boundary: np.ndarray, core_px: int,
+                 fill: np.ndarray | None = None) -> np.ndarray:
     """Refined labels of a (z, y, x) block: cores of ``labels`` (:func:`cores`) flooded in 3D
-    over the GB evidence ``boundary`` (same shape) inside ``labels > 0``. Returns the same
-    dtype as ``labels``; voxels of a block without any core keep their label."""
+    over the GB evidence ``boundary`` (same shape) inside ``labels > 0``. ``fill`` (y, x)
+    bool, optional: unlabelled voxels there (pixels a drifted slice did not image) are
+    flooded too, after everything else -- from the neighbouring slices that imaged them, or
+    from the nearest grain of their own slice. Returns the same dtype as ``labels``; a block
+    without any core is returned unchanged."""
     lab = np.asarray(labels)
     seeds = cores(lab, core_px)
     if not seeds.any():
         return lab.copy()
-    # only core voxels next to a non-core voxel (6-neighbourhood) can flood anything: the
-    # others stay out of the watershed, whose priority queue would hold every seed
-    inner = ndimage.binary_erosion(seeds > 0, ndimage.generate_binary_structure(3, 1),
-                                   border_value=1)
-    out = watershed(np.asarray(boundary, np.float32), np.where(inner, 0, seeds),
-                    connectivity=1, mask=(lab > 0) & ~inner)
-    out[inner] = seeds[inner]
+    region = lab > 0
+    b = np.asarray(boundary, np.float32)
+    # SimpleITK's marker watershed gives the same labels as scikit-image's (checked on a
+    # 12 x 1024 x 1024 block) in half the time; it has no mask, so voxels outside the region
+    # get a barrier no flood crosses before everything else is flooded, and 0 again after
+    elev = np.where(region, b, np.float32(1e30))
+    if fill is not None:
+        gap = ~region & np.asarray(fill, bool)[None]
+        region |= gap
+        elev[gap] = np.float32(1e3) + (float(b.max()) if b.size else 0.0)
+    out = sitk.GetArrayFromImage(sitk.MorphologicalWatershedFromMarkers(
+        sitk.GetImageFromArray(elev), sitk.GetImageFromArray(seeds.astype(np.uint32)),
+        markWatershedLine=False, fullyConnected=False))
+    out[~region] = 0
     return out.astype(lab.dtype, copy=False)
 
 
-def refine_volume(vol, boundary, core_px: int = 4, slab_slices: int = 16,
-                  overlap_slices: int = 4) -> None:
+def refine_volume(vol, boundary, core_px: int = 4, slab_slices: int = 8,
+                  overlap_slices: int = 4, fill: np.ndarray | None = None) -> None:
     """:func:`refine_block` over a (z, y, x) label volume ``vol`` (h5py dataset or array),
-    **in place**, slab by slab (module docstring). ``boundary``: the GB evidence volume."""
+    **in place**, slab by slab (module docstring). ``boundary``: the GB evidence volume;
+    ``fill``: see :func:`refine_block`."""
     nz = vol.shape[0]
     step, ov = max(1, int(slab_slices)), max(0, int(overlap_slices))
     orig: dict[int, np.ndarray] = {}   # unrefined slices still needed as context
@@ -77,7 +89,7 @@ def refine_volume(vol, boundary, core_px: int = 4, slab_slices: int = 16,
                 orig[k] = np.asarray(vol[k])
         lab = np.stack([orig[k] for k in range(a, e)])
         b = np.stack([np.asarray(boundary[k], np.float32) for k in range(a, e)])
-        ref = refine_block(lab, b, core_px)
+        ref = refine_block(lab, b, core_px, fill)
         for k in range(z0, z1):
             vol[k] = ref[k - a]
         for k in [k for k in orig if k < z1 - ov]:
