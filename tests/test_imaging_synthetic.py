@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - package layout during development
     from magtwin.synth.sample import make_sample
 
 SHAPE = [24, 128, 160]   # small: ~17 grains > 500 voxels, a few seconds per stage
+LONG_SHAPE = [60, 128, 160]   # two grain extents along z: ~42 grains > 500 voxels
 STAGES = ("denoise", "align", "segment", "grains")
 
 
@@ -51,10 +52,10 @@ _cache: dict = {}
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    def get(seed, upto="grains", **synth):
-        key = (seed, upto, tuple(sorted(synth.items())))
+    def get(seed, upto="grains", shape=SHAPE, **synth):
+        key = (seed, upto, tuple(shape), tuple(sorted(synth.items())))
         if key not in _cache:
-            sample = make_sample(seed=seed, shape_px=SHAPE, **synth)
+            sample = make_sample(seed=seed, shape_px=list(shape), **synth)
             folder = tmp_path_factory.mktemp(f"seed{seed}")
             _cache[key] = (sample, run_stages(folder, sample, upto))
         return _cache[key]
@@ -106,6 +107,27 @@ def test_grains_match_ground_truth(pipeline):
         n_spurious += m["n_spurious"]
         n_rec += m["n_reconstructed"]
     assert n_truth >= 50
+    assert n_matched / n_truth >= 0.9
+    assert n_spurious / n_rec <= 0.05
+
+
+def test_grains_match_ground_truth_on_long_stacks(pipeline):
+    # Stacks of 60 slices, two grain extents along z (300 nm / 10 nm): every grain ends
+    # inside the stack and another one starts at its place, and a grain spanning N slices
+    # survives N linking decisions -- errors that compound with the stack length (issue 3:
+    # 83.9 % matched on such stacks before the area-dip cut and the 3D refinement of the
+    # grains stage). Those were tuned on seeds 41-48 (83.0 -> 90.2 % matched); seeds 51-54
+    # were not looked at before this test.
+    n_truth = n_matched = n_spurious = n_rec = 0
+    for seed in (61, 62, 63, 64):
+        sample, paths = pipeline(seed, shape=LONG_SHAPE)
+        with h5py.File(paths["grains"], "r") as f:
+            m = match_grains(sample.truth["labels"], f["labels"], min_voxels=500, min_iou=0.8)
+        n_truth += m["n_truth"]
+        n_matched += m["n_matched"]
+        n_spurious += m["n_spurious"]
+        n_rec += m["n_reconstructed"]
+    assert n_truth >= 120
     assert n_matched / n_truth >= 0.9
     assert n_spurious / n_rec <= 0.05
 
