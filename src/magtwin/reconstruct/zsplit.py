@@ -108,7 +108,7 @@ def dip_cuts(area: np.ndarray, max_dip: float = 0.35, min_len: int = 2) -> list[
 
 class SectionTable:
     """Per-section records streamed slice by slice: slice, label, pixel count, interior count
-    and brightness sum (compact ``array`` storage)."""
+    and brightness sum, GB-evidence sum (compact ``array`` storage)."""
 
     def __init__(self):
         self.z = array.array("i")
@@ -116,20 +116,24 @@ class SectionTable:
         self.area = array.array("q")
         self.cnt = array.array("q")
         self.sum = array.array("d")
+        self.bsum = array.array("d")   # GB evidence summed over the section
 
     def add(self, z: int, lab: np.ndarray, img: np.ndarray, b: np.ndarray | None,
             interior_b: float = 0.2) -> None:
         area, cnt, tot = section_sums(lab, img, b, interior_b)
         ids = np.flatnonzero(area[1:]) + 1
+        bsum = (np.zeros(len(ids)) if b is None else
+                np.bincount(lab.ravel(), np.asarray(b, np.float64).ravel(), minlength=len(area))[ids])
         self.z.extend([z] * len(ids))
         self.label.frombytes(ids.astype(np.int32).tobytes())
         self.area.frombytes(area[ids].astype(np.int64).tobytes())
         self.cnt.frombytes(cnt[ids].astype(np.int64).tobytes())
         self.sum.frombytes(tot[ids].astype(np.float64).tobytes())
+        self.bsum.frombytes(np.asarray(bsum, np.float64).tobytes())
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         return tuple(np.frombuffer(a, a.typecode).astype(np.int64 if a.typecode != "d" else np.float64)
-                     for a in (self.z, self.label, self.area, self.cnt, self.sum))
+                     for a in (self.z, self.label, self.area, self.cnt, self.sum, self.bsum))
 
 
 def split_profiles(z: np.ndarray, grain: np.ndarray, area: np.ndarray, cnt: np.ndarray,
@@ -213,7 +217,7 @@ def split_tracks(out, track_of, tracks, image, boundary=None, window: int = 4,
         table.add(zi, lab, np.zeros(lab.shape) if image is None else image[zi],
                   None if boundary is None else boundary[zi], interior_b)
         progress("grains/zsplit", zi, nz)
-    z, label, area, cnt, tot = table.arrays()
+    z, label, area, cnt, tot, bsum = table.arrays()
     n_tracks = len(tracks.parent)
     root = np.array([tracks.find(t) for t in range(n_tracks)], np.int64)
     # section -> its root track (track_of is per slice: labels 1..n_z)
@@ -236,6 +240,8 @@ def split_tracks(out, track_of, tracks, image, boundary=None, window: int = 4,
         grain = grain.copy()
         grain[cut] = new_t
     n_all = len(tracks.parent)
+    # the GB evidence per track follows the sections (read by grains.gb_piece_b)
+    np.frombuffer(tracks.bsum, np.float64)[:] = np.bincount(grain, bsum, minlength=n_all)
     size = np.bincount(grain, area, minlength=n_all).astype(np.int64)
     first = np.full(n_all, nz, np.int64)
     np.minimum.at(first, grain, z)
