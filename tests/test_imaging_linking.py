@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from magtwin.reconstruct import grains
+from magtwin.reconstruct import grains, zsplit
 from magtwin.reconstruct.scoring import match_grains
 from magtwin.synth import SampleGenerator
 
 
-def _link_truth_sections(truth: np.ndarray, **kw) -> np.ndarray:
-    """3D labels from linking the exact 2D sections of ``truth`` (per slice renumbered)."""
+def _link_truth_sections(truth: np.ndarray, max_dip: float | None = None, **kw) -> np.ndarray:
+    """3D labels from linking the exact 2D sections of ``truth`` (per slice renumbered) and
+    (``max_dip`` not None) cutting the linked grains at the dips of their section area
+    (:func:`magtwin.reconstruct.zsplit.split_tracks`)."""
     lab2d = np.zeros(truth.shape, np.int64)
     for z in range(truth.shape[0]):
         ids, inv = np.unique(truth[z], return_inverse=True)
         lab2d[z] = inv.reshape(truth[z].shape) + (ids[0] != 0)
     out = np.zeros(truth.shape, np.int64)
     tracks, track_of = grains.link_sections(lab2d, out, **kw)
+    if max_dip is not None:
+        zsplit.split_tracks(out, track_of, tracks, None, None, min_step=None, max_dip=max_dip)
     lab = np.zeros(truth.shape, np.int64)
     for z in range(truth.shape[0]):
         lut = np.array([tracks.find(int(t)) + 1 for t in track_of[z]])

@@ -15,6 +15,7 @@ import numpy as np
 from magtwin.reconstruct import grains, refine3d, zsplit
 from magtwin.reconstruct.scoring import match_grains
 from magtwin.synth import SampleGenerator
+from tests.test_imaging_linking import _link_truth_sections
 
 
 def _ellipsoid_areas(c: float, z: np.ndarray, ab: float = 100.0) -> np.ndarray:
@@ -36,25 +37,6 @@ def test_dip_cuts_none_in_a_convex_body_one_between_two():
     # a shallow waist (area down to 60 % of the smaller peak) is not a dip at 0.35
     waist = np.r_[np.linspace(100, 60, 10), np.linspace(60, 90, 10)]
     assert zsplit.dip_cuts(waist, max_dip=0.35) == []
-
-
-def _link_truth_sections(truth: np.ndarray, max_dip) -> np.ndarray:
-    """3D labels from linking the exact 2D sections of ``truth`` and (``max_dip`` not None)
-    cutting the linked grains at the dips of their section area."""
-    lab2d = np.zeros(truth.shape, np.int64)
-    for z in range(truth.shape[0]):
-        ids, inv = np.unique(truth[z], return_inverse=True)
-        lab2d[z] = inv.reshape(truth[z].shape) + (ids[0] != 0)
-    out = np.zeros(truth.shape, np.int64)
-    tracks, track_of = grains.link_sections(lab2d, out)
-    if max_dip is not None:
-        zsplit.split_tracks(out, track_of, tracks, None, None, min_step=None, max_dip=max_dip)
-    lab = np.zeros(truth.shape, np.int64)
-    for z in range(truth.shape[0]):
-        lut = np.array([tracks.find(int(t)) + 1 for t in track_of[z]])
-        lut[0] = 0
-        lab[z] = lut[out[z]]
-    return lab
 
 
 def test_area_dips_cut_exact_sections_linked_end_to_end():

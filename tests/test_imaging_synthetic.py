@@ -96,16 +96,20 @@ def test_drift_without_cap_is_bounded_and_reports_its_uncertainty(pipeline):
     assert 0 < q["uncertainty_max_px"] < 5
 
 
-def test_grains_match_ground_truth(pipeline):
-    n_truth = n_matched = n_spurious = n_rec = 0
-    for seed in (21, 22, 25, 26):
-        sample, paths = pipeline(seed)
+def grain_scores(pipeline, seeds, shape=SHAPE) -> tuple[int, int, int, int]:
+    """Truth grains > 500 voxels, those matched at IoU >= 0.8, spurious and reconstructed
+    grains, summed over the stacks of ``seeds``."""
+    n = np.zeros(4, int)
+    for seed in seeds:
+        sample, paths = pipeline(seed, shape=shape)
         with h5py.File(paths["grains"], "r") as f:
             m = match_grains(sample.truth["labels"], f["labels"], min_voxels=500, min_iou=0.8)
-        n_truth += m["n_truth"]
-        n_matched += m["n_matched"]
-        n_spurious += m["n_spurious"]
-        n_rec += m["n_reconstructed"]
+        n += [m["n_truth"], m["n_matched"], m["n_spurious"], m["n_reconstructed"]]
+    return tuple(int(v) for v in n)
+
+
+def test_grains_match_ground_truth(pipeline):
+    n_truth, n_matched, n_spurious, n_rec = grain_scores(pipeline, (21, 22, 25, 26))
     assert n_truth >= 50
     assert n_matched / n_truth >= 0.9
     assert n_spurious / n_rec <= 0.05
@@ -119,15 +123,7 @@ def test_grains_match_ground_truth_on_long_stacks(pipeline):
     # grains stage). Those were tuned on seeds 41-48 (83.0 -> 91.4 % matched); seeds 51-54
     # were scored during the work (86.3 %; one stack, 52, at 69 %: thin grains along the
     # field edge), seeds 61-64 only once, after it (92.3 %, 0.7 % spurious).
-    n_truth = n_matched = n_spurious = n_rec = 0
-    for seed in (61, 62, 63, 64):
-        sample, paths = pipeline(seed, shape=LONG_SHAPE)
-        with h5py.File(paths["grains"], "r") as f:
-            m = match_grains(sample.truth["labels"], f["labels"], min_voxels=500, min_iou=0.8)
-        n_truth += m["n_truth"]
-        n_matched += m["n_matched"]
-        n_spurious += m["n_spurious"]
-        n_rec += m["n_reconstructed"]
+    n_truth, n_matched, n_spurious, n_rec = grain_scores(pipeline, (61, 62, 63, 64), LONG_SHAPE)
     assert n_truth >= 120
     assert n_matched / n_truth >= 0.9
     assert n_spurious / n_rec <= 0.05
