@@ -520,6 +520,11 @@ def main(argv=None) -> int:
               "commit": commit, "cpu_count": os.cpu_count(),
               "load_average_at_start": list(os.getloadavg())}
 
+    # the grains score of the previous report on this stack is kept when it changes (before
+    # and after a change of the grains stage, same stack)
+    prev = json.loads((OUT / name).read_text()) if (OUT / name).exists() else {}
+    history = prev.get("grains_score_history", [])
+
     def save() -> None:  # after every step: state for resuming, result for reading
         state_path.write_text(json.dumps(state, indent=1))
         (OUT / name).write_text(json.dumps(result, indent=2))
@@ -591,6 +596,12 @@ def main(argv=None) -> int:
             save()
     result["grains_score"] = state["score"]
     result["grains_score_short"] = state["short_score"]
+    if prev.get("grains_score") and prev["grains_score"] != state["score"]:
+        history.append({k: v for k, v in prev.items() if k.startswith("grains_score") and
+                        k != "grains_score_history" or k in ("commit", "note")}
+                       | {"grains_stage": [r for r in prev.get("stages", []) if r["stage"] == "grains"]})
+    if history:
+        result["grains_score_history"] = history
     save()
 
     for st in [st for st in STAGES if st in {r.strip() for r in args.rerun.split(",")}]:

@@ -25,13 +25,11 @@ Two signs of such a join are looked for in each linked grain's profiles along z:
   shading correction and the GB blur pull small sections toward their neighbours), and at
   0.2-0.3 about half of the brightness cuts fell inside one grain.
 
-Memory: one entry per 2D section (slice, label, pixel count, interior sums), as the linking's
-own per-section track ids; the slices stream from the artefacts.
+Memory: the slices stream from the artefacts; a grain is decided when its last slice has
+been read, so only the sections (a few numbers each) of the grains still open are kept.
 """
 
 from __future__ import annotations
-
-import array
 
 import numpy as np
 
@@ -106,36 +104,6 @@ def dip_cuts(area: np.ndarray, max_dip: float = 0.35, min_len: int = 2) -> list[
             + [k + c for c in dip_cuts(area[k:], max_dip, min_len)])
 
 
-class SectionTable:
-    """Per-section records streamed slice by slice: slice, label, pixel count, interior count
-    and brightness sum, GB-evidence sum (compact ``array`` storage)."""
-
-    def __init__(self):
-        self.z = array.array("i")
-        self.label = array.array("i")
-        self.area = array.array("q")
-        self.cnt = array.array("q")
-        self.sum = array.array("d")
-        self.bsum = array.array("d")   # GB evidence summed over the section
-
-    def add(self, z: int, lab: np.ndarray, img: np.ndarray, b: np.ndarray | None,
-            interior_b: float = 0.2) -> None:
-        area, cnt, tot = section_sums(lab, img, b, interior_b)
-        ids = np.flatnonzero(area[1:]) + 1
-        bsum = (np.zeros(len(ids)) if b is None else
-                np.bincount(lab.ravel(), np.asarray(b, np.float64).ravel(), minlength=len(area))[ids])
-        self.z.extend([z] * len(ids))
-        self.label.frombytes(ids.astype(np.int32).tobytes())
-        self.area.frombytes(area[ids].astype(np.int64).tobytes())
-        self.cnt.frombytes(cnt[ids].astype(np.int64).tobytes())
-        self.sum.frombytes(tot[ids].astype(np.float64).tobytes())
-        self.bsum.frombytes(np.asarray(bsum, np.float64).tobytes())
-
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        return tuple(np.frombuffer(a, a.typecode).astype(np.int64 if a.typecode != "d" else np.float64)
-                     for a in (self.z, self.label, self.area, self.cnt, self.sum, self.bsum))
-
-
 def split_profiles(z: np.ndarray, grain: np.ndarray, area: np.ndarray, cnt: np.ndarray,
                    tot: np.ndarray, window: int = 4, min_step: float | None = 0.2,
                    max_dip: float | None = 0.35, min_px: int = 20) -> np.ndarray:
@@ -199,52 +167,92 @@ def split_profiles(z: np.ndarray, grain: np.ndarray, area: np.ndarray, cnt: np.n
 
 
 def split_tracks(out, track_of, tracks, image, boundary=None, window: int = 4,
-                 min_step: float | None = 0.2, max_dip: float | None = 0.35,
+                 min_step: float | None = None, max_dip: float | None = 0.35,
                  interior_b: float = 0.2):
-    """Cut the linked grains of :func:`magtwin.reconstruct.grains.link_sections` at their
-    brightness steps (module docstring), **in place**: sections of every piece after the
-    first get a new track (one per piece). ``out`` (z, y, x) holds the local section labels,
-    ``track_of`` their tracks, ``image`` the aligned volume, ``boundary`` the GB evidence.
+    """Cut the linked grains of :func:`magtwin.reconstruct.grains.link_sections` where two
+    grains were linked end to end (module docstring), **in place**: sections of every piece
+    after the first get a new track (one per piece). ``out`` (z, y, x) holds the local section
+    labels, ``track_of`` their tracks, ``image`` the aligned volume (None: no brightness
+    cuts), ``boundary`` the GB evidence.
+
+    Streams over the slices: a grain is decided when its last slice has been read, and only
+    the sections of grains still open are kept (memory follows the open grains, not the
+    stack length).
 
     Returns ``(n_cuts, size, first, last)``: per track id (after the split; index = track id,
     only roots meaningful) its voxel count, first and last slice -- recomputed from the
-    sections, so the caller need not trust the tracks' own bookkeeping after the split.
+    sections, so the caller need not trust the tracks' own bookkeeping after the split. The
+    tracks' GB-evidence sums (``tracks.bsum``) are recomputed the same way.
     """
     nz = out.shape[0]
-    table = SectionTable()
-    for zi in range(nz):
-        lab = np.asarray(out[zi]).astype(np.int64)
-        table.add(zi, lab, np.zeros(lab.shape) if image is None else image[zi],
-                  None if boundary is None else boundary[zi], interior_b)
-        progress("grains/zsplit", zi, nz)
-    z, label, area, cnt, tot, bsum = table.arrays()
     n_tracks = len(tracks.parent)
     root = np.array([tracks.find(t) for t in range(n_tracks)], np.int64)
-    # section -> its root track (track_of is per slice: labels 1..n_z)
+    end = np.full(n_tracks, -1, np.int64)
+    np.maximum.at(end, root, np.frombuffer(tracks.last, np.int64))
     starts = np.frombuffer(track_of.start, np.int64)
     flat = np.frombuffer(track_of.flat, np.int32)
-    pos = starts[z] + label
-    grain = root[flat[pos]]
-    piece = split_profiles(z, grain, area, cnt, tot, window, min_step, max_dip)
+    # per final track id: voxels, first slice, last slice, GB-evidence sum
+    stats = {}
+    open_rows = np.zeros((0, 7))   # z, label, grain, area, interior count, sum, GB sum
     n_cuts = 0
-    cut = np.flatnonzero(piece > 0)
-    if cut.size:
-        key = np.unique(np.stack([grain[cut], piece[cut]], axis=1), axis=0)
-        n_cuts = len(key)
-        new = {}
-        for g, pc in key.tolist():
-            new[(g, pc)] = tracks.new(int(z[cut][0]))
-        new_t = np.array([new[(g, pc)] for g, pc in zip(grain[cut].tolist(), piece[cut].tolist())],
-                         np.int32)
-        flat[pos[cut]] = new_t
-        grain = grain.copy()
-        grain[cut] = new_t
+    for zi in range(nz):
+        lab = np.asarray(out[zi]).astype(np.int64)
+        b = None if boundary is None else np.asarray(boundary[zi], np.float32)
+        area, cnt, tot = section_sums(lab, np.zeros(lab.shape) if image is None else image[zi],
+                                      b, interior_b)
+        ids = np.flatnonzero(area[1:]) + 1
+        bsum = (np.zeros(len(ids)) if b is None else
+                np.bincount(lab.ravel(), b.ravel().astype(np.float64), minlength=len(area))[ids])
+        g = root[flat[starts[zi] + ids]]
+        rows = np.concatenate([open_rows, np.stack(
+            [np.full(len(ids), zi), ids, g, area[ids], cnt[ids], tot[ids], bsum], axis=1)])
+        done = end[g] == zi
+        if done.any():
+            sel = np.isin(rows[:, 2], np.unique(g[done]))
+            n_cuts += _decide(rows[sel], tracks, flat, starts, stats, window, min_step, max_dip)
+            rows = rows[~sel]
+        open_rows = rows
+        progress("grains/zsplit", zi, nz)
     n_all = len(tracks.parent)
-    # the GB evidence per track follows the sections (read by grains.gb_piece_b)
-    np.frombuffer(tracks.bsum, np.float64)[:] = np.bincount(grain, bsum, minlength=n_all)
-    size = np.bincount(grain, area, minlength=n_all).astype(np.int64)
+    size = np.zeros(n_all, np.int64)
     first = np.full(n_all, nz, np.int64)
-    np.minimum.at(first, grain, z)
     last = np.full(n_all, -1, np.int64)
-    np.maximum.at(last, grain, z)
+    bs = np.frombuffer(tracks.bsum, np.float64)
+    bs[:] = 0.0
+    if stats:
+        t = np.fromiter(stats, np.int64, len(stats))
+        v = np.array(list(stats.values()))
+        size[t], first[t], last[t], bs[t] = v[:, 0], v[:, 1], v[:, 2], v[:, 3]
     return n_cuts, size, first, last
+
+
+def _decide(rows: np.ndarray, tracks, flat: np.ndarray, starts: np.ndarray, stats: dict,
+            window: int, min_step, max_dip) -> int:
+    """Cut the grains whose sections are ``rows`` (all of their sections; columns of
+    :func:`split_tracks`), give the pieces new tracks in ``flat`` and record the statistics
+    of every resulting grain in ``stats``; returns the number of new pieces."""
+    z = rows[:, 0].astype(np.int64)
+    label = rows[:, 1].astype(np.int64)
+    grain = rows[:, 2].astype(np.int64)
+    piece = split_profiles(z, grain, rows[:, 3], rows[:, 4], rows[:, 5], window, min_step, max_dip)
+    n_new = 0
+    cut = piece > 0
+    if cut.any():
+        keys, inv = np.unique(np.stack([grain[cut], piece[cut]], axis=1), axis=0, return_inverse=True)
+        first_z = np.full(len(keys), np.iinfo(np.int64).max)
+        np.minimum.at(first_z, inv.ravel(), z[cut])
+        new_t = np.array([tracks.new(int(fz)) for fz in first_z], np.int64)
+        grain = grain.copy()
+        grain[cut] = new_t[inv.ravel()]
+        flat[starts[z[cut]] + label[cut]] = grain[cut]
+        n_new = len(keys)
+    ids, inv = np.unique(grain, return_inverse=True)
+    vox = np.bincount(inv, rows[:, 3])
+    z0 = np.full(len(ids), np.iinfo(np.int64).max)
+    np.minimum.at(z0, inv, z)
+    z1 = np.full(len(ids), -1)
+    np.maximum.at(z1, inv, z)
+    gb = np.bincount(inv, rows[:, 6])
+    for i, t in enumerate(ids.tolist()):
+        stats[t] = (vox[i], z0[i], z1[i], gb[i])
+    return n_new
