@@ -9,8 +9,11 @@ Each round runs, on the elements whose smallest dihedral angle is below ``target
 * :func:`magtwin.mesh.optimize.remove_slivers` (vertex relocation: inside a region, in an
   interface plane or along a model edge; vertices on bent interfaces and at model corners by
   at most ``max_shift_nm`` off their planes);
-* :func:`magtwin.mesh.split.split_poor_elements` (an edge split whose new vertex has the
-  freedom that the element's own vertices, held by the geometry, lack).
+* once these stop helping, :func:`magtwin.mesh.split.split_poor_elements` (an edge split
+  whose new vertex has the freedom that the element's own vertices, held by the geometry,
+  lack), followed by flips and relocation.
+
+A round that does not lower the number of elements below ``target_deg`` is undone.
 
 Vertices of the ``rigid`` GB slabs move only within their planes, and a collapse never adds a
 vertex to a slab, so its extent never grows. Collapses and off-plane moves each change a
@@ -60,29 +63,46 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
         d = dihedral_angles_deg(p, t).min(axis=1)
         return int(np.sum(d < 5.0)), int(np.sum(d < target_deg)), float(d.min())
 
+    report = {"collapsed_edges": 0, "flips_23": 0, "edge_removals": 0, "moved_vertices": 0, "split_edges": 0,
+              "joined_edges": 0, "rounds": 0}
+
+    def collapse(p, t, r):
+        p, t, r, rep = collapse_short_edges(p, t, r, target_deg, ratio_bound, max_shift_nm, rigid=rigid)
+        return p, t, r, rep
+
+    def flip(p, t, r):
+        t, r, rep = flip_poor_elements(p, t, r, target_deg, ratio_bound)
+        return p, t, r, rep
+
+    def relocate(p, t, r):
+        p, rep = remove_slivers(p, t, r, smooth_target_deg, ratio_bound=ratio_bound, bend_deg=bend_deg,
+                                max_shift_nm=max_shift_nm, rigid=rigid)
+        return p, t, r, {"moved_vertices": rep["moved_vertices"]}
+
+    def split(p, t, r):
+        return split_poor_elements(p, t, r, target_deg, bend_deg, max_shift_nm, rigid)
+
+    state = (points, tets, region)
     now = below(points, tets)
-    bt = now[1]
-    report = {"below_5deg_before": now[0], "below_target_before": bt, "collapsed_edges": 0, "flips_23": 0,
-              "edge_removals": 0, "moved_vertices": 0, "split_edges": 0, "joined_edges": 0,
-              "rounds": 0}
-    for _ in range(rounds):
-        points, tets, region, rep = collapse_short_edges(points, tets, region, target_deg, ratio_bound, max_shift_nm,
-                                                         rigid=rigid)
-        report["collapsed_edges"] += rep["collapsed_edges"]
-        tets, region, rep = flip_poor_elements(points, tets, region, target_deg, ratio_bound)
-        report["flips_23"] += rep["flips_23"]
-        report["edge_removals"] += rep["edge_removals"]
-        points, rep = remove_slivers(points, tets, region, smooth_target_deg, ratio_bound=ratio_bound,
-                                     bend_deg=bend_deg, max_shift_nm=max_shift_nm, rigid=rigid)
-        report["moved_vertices"] += rep["moved_vertices"]
-        points, tets, region, rep = split_poor_elements(points, tets, region, target_deg, bend_deg, max_shift_nm,
-                                                        rigid)
-        report["split_edges"] += rep["split_edges"]
-        report["joined_edges"] += rep["joined_edges"]
-        report["rounds"] += 1
-        now = below(points, tets)
-        if now[1] == 0 or now[1] >= bt:  # done, or this round did not help
-            break
-        bt = now[1]
+    report["below_5deg_before"], report["below_target_before"] = now[0], now[1]
+    # splits only once the other operations are done: early, they shorten edges that a
+    # collapse or flip would have removed, and leave elements no later step can repair
+    for ops in ((collapse, flip, relocate), (split, flip, relocate)):
+        for _ in range(rounds):
+            if now[1] == 0:
+                break
+            trial, counts = state, {}
+            for op in ops:
+                *trial, rep = op(*trial)
+                for k, v in rep.items():
+                    counts[k] = counts.get(k, 0) + v
+            after = below(trial[0], trial[1])
+            if after[1] >= now[1]:  # this round did not help: keep the mesh before it
+                break
+            state, now = tuple(trial), after
+            report["rounds"] += 1
+            for k, v in counts.items():
+                report[k] += v
+    points, tets, region = state
     report["below_5deg_after"], report["below_target_after"], report["min_dihedral_after_deg"] = now
     return points, tets, region, report
