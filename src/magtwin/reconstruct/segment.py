@@ -51,7 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "gradient_weight": 0.5,
     "slab_slices": 1,
     "seed_min_distance_px": 3,
-    "merge_threshold": 0.25,
+    "merge_threshold": 0.2,
     "merge_max_contrast": 0.2,
     "min_area_px": 20,
     "outline_tolerance_nm": 5.0,
