@@ -751,6 +751,9 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
                 if not refine:
                     add_stats(z, lab)
                 progress("grains/label", z, nz)
+            # the per-track and per-section bookkeeping grows with the stack: free it before
+            # the refinement (the stage's peak memory)
+            del tracks, track_of, root, new_id, size, first, last, keep, kept
             n_refine_lost = 0
             if refine:
                 # 3D re-flooding of every grain border from the grain cores; grains without a
