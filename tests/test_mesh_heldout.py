@@ -3,8 +3,8 @@ independently of the project's reports (issue 4, "How it will be checked").
 
 Seed 13 was not used while the mesh stage was developed; its model has a GB slab whose face
 passes 0.14 nm from a box corner: the regularisation merged that face's vertex into the
-fixed corner and tilted the face (slab 2.135 nm wide, 6.8 % over), until faces of GB slabs
-kept to ``mesh.gb_plane_tol_nm``. Targets (issue 4): every GB region t +- 5 %, total volume =
+fixed corner and tilted the face (slab 2.135 nm wide, 6.8 % over), until a box edge or corner
+could pull a slab face by at most ``mesh.gb_plane_tol_nm``. Targets (issue 4): every GB region t +- 5 %, total volume =
 box volume to 1e-9, positive elements, conforming, no dihedral angle below 5 deg.
 """
 

@@ -23,9 +23,10 @@ then become (slightly) non-planar, before any triangle exists. Here, for a toler
    sides of a collapsed thin piece) become one facet between the regions outside them, or
    none if those are the same region.
 
-No vertex moves by more than ``tol``; vertices of facets given a smaller ``plane_tol`` (the
-faces of GB slabs) leave their plane by at most that, so a slab keeps its thickness to
-``2 plane_tol``. The
+No vertex moves by more than ``tol``, so a GB slab keeps its thickness to ``2 tol``; the
+placement of merged vertices weights the planes of GB faces, and a box edge or corner (which
+cannot move) pulls a facet given a smaller ``plane_tol`` (the faces of GB slabs) by at most
+that. The
 tolerance may differ per vertex: :func:`regular_surface` lowers it where a first attempt made
 facets intersect (a thin wedge folded through its neighbour). Lengths in nm.
 """
@@ -92,8 +93,9 @@ def _merge_short_edges(points, loops, cons, vtol, normals, offsets,
     Heckbert's quadric error placement), so those facets stay as planar as the geometry
     allows and small facets next to it do not fold over; box planes
     are kept exactly, and no vertex moves by more than ``tol`` (else the cluster stays at the
-    vertex lying on the most box planes). With ``plane_tol`` (F,) nm, no facet's vertex may
-    end up further than that from the facet's plane, else the cluster is not merged."""
+    vertex lying on the most box planes). With ``plane_tol`` (F,) nm, a cluster held by a box
+    edge or corner is not merged if a facet's vertex would end up further than that from the
+    facet's plane."""
     n = len(points)
     rep = np.arange(n)
     members = {i: [i] for i in range(n)}
@@ -140,9 +142,12 @@ def _merge_short_edges(points, loops, cons, vtol, normals, offsets,
             lam = 1e-3
             A = nf.T @ (w[:, None] * nf) + lam * np.eye(len(free))
             x[free] = np.linalg.solve(A, nf.T @ (w * r) + lam * x0[free])
+        pinned = len(cons[keep]) >= 2
         if max(float(np.linalg.norm(points[m] - x)) for m in group) > min(vtol[m] for m in group):
             x = points[keep]
-        if plane_tol is not None and fs and np.any(np.abs(normals[fs] @ x - offsets[fs]) > plane_tol[fs]):
+        # a cluster held by a box edge or corner cannot share the move between its facets:
+        # the others take all of it (a GB face ending near a box corner would tilt)
+        if pinned and plane_tol is not None and fs and np.any(np.abs(normals[fs] @ x - offsets[fs]) > plane_tol[fs]):
             for m in group:  # it would bend a facet that must stay planar (a GB slab face)
                 rep[m] = m
             merged -= len(group) - 1
@@ -194,8 +199,8 @@ def _split_pinches(loop: list) -> list[list]:
 def _insert_t_junctions(points, loops, cons, vtol, normals=None, offsets=None,
                         plane_tol=None) -> tuple[list, int]:
     """Insert every vertex lying within ``tol`` of an edge (not its own) into that edge, unless
-    (with ``plane_tol`` (F,) nm) it lies further than that from the plane of a facet using
-    the edge."""
+    (with ``plane_tol`` (F,) nm) it is on a box edge or corner and lies further than that
+    from the plane of a facet using the edge."""
     edges = _edges(loops)
     used = np.unique(np.concatenate([np.asarray(lp) for lp in loops if lp]))
     tree = cKDTree(points[used])
@@ -225,8 +230,9 @@ def _insert_t_junctions(points, loops, cons, vtol, normals=None, offsets=None,
             # strictly inside and farther than tol from the ends (else it is a short edge)
             if d <= tol and t * np.sqrt(ln2) > tol and (1 - t) * np.sqrt(ln2) > tol:
                 fs = edges[keys[e]]
-                if plane_tol is not None and np.any(np.abs(normals[fs] @ points[v] - offsets[fs]) > plane_tol[fs]):
-                    continue
+                if plane_tol is not None and len(cons[v]) >= 2 and \
+                        np.any(np.abs(normals[fs] @ points[v] - offsets[fs]) > plane_tol[fs]):
+                    continue  # a box vertex would bend the facet
                 found.append((t, v))
         if found:
             inserts[(a, b)] = [v for _, v in sorted(found)]
@@ -257,9 +263,9 @@ def regularize(points: np.ndarray, loops: list, back, front, size_nm, lo, hi, to
     size_nm : (F,) element size; lo, hi : box corners (3,) nm; tol : nm, one value or one per
     point; eps : box-plane tolerance (nm); plane_weight : (F,) weight of each facet's plane
     when a merged vertex is placed (e.g. large for the faces of GB slabs, whose thickness is
-    the model's), default 1; plane_tol : (F,) nm, the furthest a vertex of each facet may
-    end up from the facet's plane (a merge or T-junction that would bend it more is not
-    made), default ``tol``.
+    the model's), default 1; plane_tol : (F,) nm, the furthest a box edge or corner may pull
+    a vertex of each facet off the facet's plane (a merge or T-junction that would bend it
+    more is not made), default ``tol``.
     """
     points = np.asarray(points, float)
     cons = box_constraints(points, lo, hi, eps)
