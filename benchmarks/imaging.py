@@ -596,7 +596,8 @@ def main(argv=None) -> int:
             save()
     result["grains_score"] = state["score"]
     result["grains_score_short"] = state["short_score"]
-    if prev.get("grains_score") and prev["grains_score"] != state["score"]:
+    same = ("n_matched", "n_spurious", "n_reconstructed")
+    if prev.get("grains_score") and any(prev["grains_score"].get(k) != state["score"][k] for k in same):
         history.append({k: v for k, v in prev.items() if k.startswith("grains_score") and
                         k != "grains_score_history" or k in ("commit", "note")}
                        | {"grains_stage": [r for r in prev.get("stages", []) if r["stage"] == "grains"]})
