@@ -23,10 +23,9 @@ then become (slightly) non-planar, before any triangle exists. Here, for a toler
    sides of a collapsed thin piece) become one facet between the regions outside them, or
    none if those are the same region.
 
-No vertex moves by more than ``tol``, so a GB slab keeps its thickness to ``2 tol``; the
-placement of merged vertices weights the planes of GB faces, and a box edge or corner (which
-cannot move) pulls a facet given a smaller ``plane_tol`` (the faces of GB slabs) by at most
-that. The
+No vertex moves by more than ``tol``, so a GB slab keeps its thickness to ``2 tol``, and a box
+edge or corner (which cannot move) pulls a facet given a smaller ``plane_tol`` (the faces of
+GB slabs) by at most that. The
 tolerance may differ per vertex: :func:`regular_surface` lowers it where a first attempt made
 facets intersect (a thin wedge folded through its neighbour). Lengths in nm.
 """
@@ -84,14 +83,13 @@ def _facet_planes(points, loops) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _merge_short_edges(points, loops, cons, vtol, normals, offsets,
-                       weights=None, plane_tol=None) -> tuple[np.ndarray, np.ndarray, int]:
+                       plane_tol=None) -> tuple[np.ndarray, np.ndarray, int]:
     """Merge the vertices of edges shorter than ``tol``; returns the new points, the
     representative of every vertex and the number of merges.
 
-    A merged cluster goes to the point closest (least squares, facet planes weighted by
-    ``weights`` (F,), default 1) to the planes of all the facets around it (Garland &
-    Heckbert's quadric error placement), so those facets stay as planar as the geometry
-    allows and small facets next to it do not fold over; box planes
+    A merged cluster goes to the point closest (least squares) to the planes of all the
+    facets around it (Garland & Heckbert's quadric error placement), so those facets stay as
+    planar as the geometry allows and small facets next to it do not fold over; box planes
     are kept exactly, and no vertex moves by more than ``tol`` (else the cluster stays at the
     vertex lying on the most box planes). With ``plane_tol`` (F,) nm, a cluster held by a box
     edge or corner is not merged if a facet's vertex would end up further than that from the
@@ -137,11 +135,10 @@ def _merge_short_edges(points, loops, cons, vtol, normals, offsets,
         if free and fs:
             nf = normals[fs][:, free]
             r = offsets[fs] - normals[fs] @ np.where(np.isin(np.arange(3), free), 0.0, x)
-            w = np.ones(len(fs)) if weights is None else weights[fs]
             # a little pull towards the cluster's centre fixes directions no plane constrains
             lam = 1e-3
-            A = nf.T @ (w[:, None] * nf) + lam * np.eye(len(free))
-            x[free] = np.linalg.solve(A, nf.T @ (w * r) + lam * x0[free])
+            A = nf.T @ nf + lam * np.eye(len(free))
+            x[free] = np.linalg.solve(A, nf.T @ r + lam * x0[free])
         pinned = len(cons[keep]) >= 2
         if max(float(np.linalg.norm(points[m] - x)) for m in group) > min(vtol[m] for m in group):
             x = points[keep]
@@ -252,8 +249,7 @@ def _insert_t_junctions(points, loops, cons, vtol, normals=None, offsets=None,
 
 
 def regularize(points: np.ndarray, loops: list, back, front, size_nm, lo, hi, tol,
-               eps: float = 1e-9, passes: int = 3, plane_weight=None,
-               plane_tol=None) -> tuple[RegularPLC, dict]:
+               eps: float = 1e-9, passes: int = 3, plane_tol=None) -> tuple[RegularPLC, dict]:
     """Delete features below ``tol`` (see module docstring).
 
     Parameters
@@ -261,9 +257,8 @@ def regularize(points: np.ndarray, loops: list, back, front, size_nm, lo, hi, to
     points : (N, 3) nm; loops : per facet its vertex indices in order (conforming: facets meet
     only in shared edges and vertices); back, front : (F,) region on either side (0 outside);
     size_nm : (F,) element size; lo, hi : box corners (3,) nm; tol : nm, one value or one per
-    point; eps : box-plane tolerance (nm); plane_weight : (F,) weight of each facet's plane
-    when a merged vertex is placed (e.g. large for the faces of GB slabs, whose thickness is
-    the model's), default 1; plane_tol : (F,) nm, the furthest a box edge or corner may pull
+    point; eps : box-plane tolerance (nm); plane_tol : (F,) nm, the furthest a box edge or
+    corner may pull
     a vertex of each facet off the facet's plane (a merge or T-junction that would bend it
     more is not made), default ``tol``.
     """
@@ -272,12 +267,11 @@ def regularize(points: np.ndarray, loops: list, back, front, size_nm, lo, hi, to
     loops = [list(map(int, lp)) for lp in loops]
     vtol = np.broadcast_to(np.asarray(tol, float), (len(points),)).copy()
     report = {"merged_vertices": 0, "t_junctions": 0, "dropped_facets": 0, "merged_facets": 0}
-    weight = None if plane_weight is None else np.asarray(plane_weight, float)
     ptol = None if plane_tol is None else np.asarray(plane_tol, float)
     if vtol.max() > 0:
         normals, offsets = _facet_planes(points, loops)
         for _ in range(passes):
-            points, rep, merged = _merge_short_edges(points, loops, cons, vtol, normals, offsets, weight, ptol)
+            points, rep, merged = _merge_short_edges(points, loops, cons, vtol, normals, offsets, ptol)
             loops = [_clean([int(rep[v]) for v in lp]) for lp in loops]
             loops, inserted = _insert_t_junctions(points, loops, cons, vtol, normals, offsets, ptol)
             loops = [_clean(lp) for lp in loops]
@@ -334,10 +328,10 @@ def self_intersections(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 
 def regular_surface(points, loops, back, front, size_nm, lo, hi, tol: float, eps: float = 1e-9,
-                    rounds: int = 8, plane_weight=None, plane_tol=None):
+                    rounds: int = 8, plane_tol=None):
     """Regularise at ``tol`` and triangulate; wherever facets then intersect (or fold), redo
     with the tolerance of their vertices divided by 4, twice, then 0 (the exact geometry
-    there), at most ``rounds`` times. ``plane_weight``, ``plane_tol``: see :func:`regularize`.
+    there), at most ``rounds`` times. ``plane_tol``: see :func:`regularize`.
 
     Returns ``(points (N, 3), triangles (T, 3), report)``; the report
     has the regularisation counts, ``rounds``, ``vertices_at_reduced_tol`` and
@@ -348,8 +342,7 @@ def regular_surface(points, loops, back, front, size_nm, lo, hi, tol: float, eps
     vtol = np.full(len(points), float(tol))
     cache: dict = {}
     for rnd in range(rounds):
-        reg, report = regularize(points, loops, back, front, size_nm, lo, hi, vtol, eps, plane_weight=plane_weight,
-                                 plane_tol=plane_tol)
+        reg, report = regularize(points, loops, back, front, size_nm, lo, hi, vtol, eps, plane_tol=plane_tol)
         pts, tris, owner, folded = triangulate(reg.points, reg.loops, reg.size_nm, cache)
         bad = self_intersections(pts, tris)
         if not len(bad) and not folded:
