@@ -67,8 +67,7 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
               "joined_edges": 0, "rounds": 0}
 
     def collapse(p, t, r):
-        p, t, r, rep = collapse_short_edges(p, t, r, target_deg, ratio_bound, max_shift_nm, rigid=rigid)
-        return p, t, r, rep
+        return collapse_short_edges(p, t, r, target_deg, ratio_bound, max_shift_nm, rigid=rigid)
 
     def flip(p, t, r):
         t, r, rep = flip_poor_elements(p, t, r, target_deg, ratio_bound)

@@ -38,6 +38,11 @@ def _interface_faces(tets: np.ndarray, region: np.ndarray) -> np.ndarray:
     return uniq[(cnt == 1) | (rmin != rmax)].astype(np.int64)
 
 
+def same_plane_tol(bend_deg: float) -> float:
+    """Largest ``1 - |n1·n2|`` of two unit normals that count as one plane (``bend_deg``)."""
+    return max(1e-7, 1.0 - np.cos(np.radians(bend_deg)))
+
+
 def vertex_freedom(points: np.ndarray, tets: np.ndarray, region: np.ndarray,
                    bend_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Per vertex: ``dof`` (3 free, 2 in a plane, 1 along a straight edge, 0 fixed) and the
@@ -47,7 +52,7 @@ def vertex_freedom(points: np.ndarray, tets: np.ndarray, region: np.ndarray,
     iface = _interface_faces(tets, region)
     n = np.cross(points[iface[:, 1]] - points[iface[:, 0]], points[iface[:, 2]] - points[iface[:, 0]])
     n /= np.linalg.norm(n, axis=1, keepdims=True)
-    same = max(1e-7, 1.0 - np.cos(np.radians(bend_deg)))
+    same = same_plane_tol(bend_deg)
     off_edge = max(1e-7, np.sin(np.radians(bend_deg)))
     dof = np.full(len(points), 3, np.int8)
     axis = np.zeros((len(points), 3))

@@ -258,9 +258,8 @@ def regularize(points: np.ndarray, loops: list, back, front, size_nm, lo, hi, to
     only in shared edges and vertices); back, front : (F,) region on either side (0 outside);
     size_nm : (F,) element size; lo, hi : box corners (3,) nm; tol : nm, one value or one per
     point; eps : box-plane tolerance (nm); plane_tol : (F,) nm, the furthest a box edge or
-    corner may pull
-    a vertex of each facet off the facet's plane (a merge or T-junction that would bend it
-    more is not made), default ``tol``.
+    corner may pull a vertex of each facet off the facet's plane (a merge or T-junction that
+    would bend it more is not made), default ``tol``.
     """
     points = np.asarray(points, float)
     cons = box_constraints(points, lo, hi, eps)

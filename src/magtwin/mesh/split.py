@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from magtwin.mesh.optimize import _min_dihedral, _radius_edge, _volume6, constrain_moves
+from magtwin.mesh.optimize import _min_dihedral, _radius_edge, _volume6, constrain_moves, same_plane_tol
 from magtwin.mesh.topology import MutableTets
 
 _EDGES = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
@@ -59,7 +59,7 @@ def _edge_constraint(mesh: MutableTets, a: int, b: int, ring: np.ndarray,
     u = pts[b] - pts[a]
     n = np.cross(u, pts[iface] - pts[a])
     n /= np.linalg.norm(n, axis=1, keepdims=True)
-    if np.all(np.abs(np.abs(n @ n[0]) - 1.0) <= max(1e-7, 1.0 - np.cos(np.radians(bend_deg)))):
+    if np.all(np.abs(np.abs(n @ n[0]) - 1.0) <= same_plane_tol(bend_deg)):
         return 2, n[0]
     return 1, u / np.linalg.norm(u)
 
