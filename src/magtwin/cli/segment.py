@@ -16,7 +16,7 @@ def register(sub) -> None:
                                    "anything not given.")
     p.add_argument("input", type=Path, metavar="IN.h5", help="input artefact (03_align.h5)")
     add_out_argument(p)
-    add_config_arguments(p, "segment", "merge_threshold=0.3")
+    add_config_arguments(p, "segment", "merge_threshold=0.08")
     p.set_defaults(func=_run)
 
 
