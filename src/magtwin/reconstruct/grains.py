@@ -83,7 +83,7 @@ DEFAULTS: dict[str, Any] = {
     "min_border_px": 50,
     "zsplit_min_step": None,
     "zsplit_window_slices": 4,
-    "zsplit_max_dip": 0.35,
+    "zsplit_max_dip": 0.7,
     "refine_core_px": 4,
     "refine_slab_slices": 8,
     "refine_overlap_slices": 4,
