@@ -15,7 +15,8 @@ Artefact layout (stage ``model``):
   ``cleanup_json`` (see :mod:`magtwin.model.cleanup`: sliver pieces; ``one_sided_gb``
   ``[label a, label b, label of the grain holding the GB]`` next to grains too thin for a
   centred GB shell; ``dropped_grains``: labelled grains too small or too cut by the box even
-  for that, with the reason; ``gb_regions_into_junctions``).
+  for that, with the reason; ``gb_regions_into_junctions``; ``box_wedges``: interfaces that
+  met the box below ``box_wedge_min_deg``, folded, see :mod:`magtwin.model.box_wedges`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "alignment_axis": None,
     "tj_thick_threshold_nm": 3.0,
     "min_feature_nm": 0.3,
+    "box_wedge_min_deg": 10.0,
     "fit_sample_voxels": 100000,
     "fit_iterations": 80,
     "touch_distance_voxels": 2,
@@ -144,7 +146,7 @@ def model_from_labels(labels: np.ndarray, voxel_size_nm, params: Mapping[str, An
     axis = axis / np.linalg.norm(axis)
     geom = build_geometry(sites, weights, fit.grain_ids, np.zeros(3), extent * scale,
                           float(prm["gb_thickness_nm"]), float(prm["min_feature_nm"]),
-                          float(prm["tj_thick_threshold_nm"]), axis, source)
+                          float(prm["tj_thick_threshold_nm"]), axis, source, float(prm["box_wedge_min_deg"]))
     easy = extra.get("easy_axes")
     if easy is not None:
         for r in geom.regions:
@@ -236,7 +238,8 @@ def rebuild_geometry(model: Mapping, source=None) -> Geometry:
     prm = {**DEFAULTS, **model["parameters"]}
     geom = build_geometry(model["sites_nm"], model["weights_nm2"], model["label_id"], model["box_lo_nm"],
                           model["box_hi_nm"], float(prm["gb_thickness_nm"]), float(prm["min_feature_nm"]),
-                          float(prm["tj_thick_threshold_nm"]), model["alignment_axis"], source)
+                          float(prm["tj_thick_threshold_nm"]), model["alignment_axis"], source,
+                          float(prm["box_wedge_min_deg"]))
     if len(geom.pieces) != len(model["piece_region"]) or any(
             p.region != r for p, r in zip(geom.pieces, model["piece_region"])):
         raise ArtefactError("model pieces could not be rebuilt identically (different magtwin version?); "

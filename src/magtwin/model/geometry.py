@@ -13,6 +13,7 @@ import numpy as np
 from magtwin.errors import ConfigError, InputError
 from magtwin.mesh.plc import overlay_facets
 from magtwin.model.boundary_phase import Piece, split_cells
+from magtwin.model.box_wedges import fold_box_wedges
 from magtwin.model.cleanup import cells_for_gb_shell, merge_slivers
 from magtwin.model.polyhedra import REL_EPS, PlaneSet
 from magtwin.model.regions import assign_regions, region_table
@@ -42,6 +43,7 @@ def build_geometry(
     tj_thick_threshold_nm: float,
     alignment_axis=(0.0, 0.0, 1.0),
     source=None,
+    box_wedge_min_deg: float = 10.0,
 ) -> Geometry:
     """Laguerre cells in the box, cut into grain cores, GB and TJ pieces; grains too thin for
     a GB shell given one-sided GBs or dropped, slivers merged (:mod:`magtwin.model.cleanup`).
@@ -51,7 +53,9 @@ def build_geometry(
     sites_nm (G, 3) xyz, weights_nm2 (G,), grain_ids (G,) label of each site;
     box_lo, box_hi : (3,) xyz nm; gb_thickness_nm : GB phase thickness;
     min_feature_nm : sliver threshold (see :mod:`magtwin.model.cleanup`);
-    tj_thick_threshold_nm : TJ thin/thick classification by ``size_nm``.
+    tj_thick_threshold_nm : TJ thin/thick classification by ``size_nm``;
+    box_wedge_min_deg : interfaces meeting the box below this angle are folded
+    (:mod:`magtwin.model.box_wedges`, length scale ``0.3 gb_thickness_nm``).
     """
     lo, hi = np.asarray(box_lo, float), np.asarray(box_hi, float)
     if not 0 <= min_feature_nm <= 0.2 * gb_thickness_nm:
@@ -70,5 +74,10 @@ def build_geometry(
               "one_sided_gb": [[int(grain_ids[a]), int(grain_ids[b]), int(grain_ids[b if s > 0 else a])]
                                for (a, b), s in sorted(tess.one_sided.items())],
               "dropped_grains": tess.dropped}
+    kinds = {rid: key[0] for key, rid in ids.items()}
+    folds = fold_box_wedges(pieces, planes, lo, hi, kinds, box_wedge_min_deg, 0.3 * gb_thickness_nm)
+    report.update(folds)
+    if any(f["fold"] != "skipped" for f in folds["box_wedges"]):
+        facets = overlay_facets([p.poly.faces for p in pieces], planes)
     table = region_table(pieces, ids, planes, pair_plane, grain_ids, alignment_axis, tj_thick_threshold_nm)
     return Geometry(planes, pieces, facets, pair_plane, table, np.asarray(grain_ids), lo, hi, report)
