@@ -55,14 +55,14 @@ log = logging.getLogger("magtwin.reconstruct.segment")
 
 #: Defaults of the ``segment`` config section (the schema documents each key).
 DEFAULTS: dict[str, Any] = {
-    "ridge_sigma_px": 1.0,
+    "ridge_sigma_px": 0.8,
     "gradient_weight": 0.5,
     "slab_slices": 1,
     "seed_min_distance_px": 3,
-    "merge_threshold": 0.06,
+    "merge_threshold": 0.07,
     "merge_line_percentile": 99.0,
     "merge_slab_slices": 3,
-    "merge_max_contrast": 0.2,
+    "merge_max_contrast": 0.3,
     "min_area_px": 20,
     "outline_tolerance_nm": 5.0,
     "min_line_contrast": 15.0,
