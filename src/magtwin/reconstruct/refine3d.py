@@ -7,7 +7,7 @@ errors add up (issue 3: on 60-slice stacks, grains with IoU 0.6-0.8 against a si
 partner and grains in several pieces were a third of the unmatched ones).
 
 The refinement keeps only the *cores* of the linked grains -- voxels farther than
-``core_px`` pixels (in-plane) from any other label -- and floods the rest again with a 3D
+``core_px`` pixels (in-plane) from any other grain -- and floods the rest again with a 3D
 seeded watershed (SimpleITK's morphological watershed from markers, 6-connected) on the GB evidence volume of the segment stage:
 a voxel goes to the grain that reaches it over the lowest GB barrier, through its own slice
 *or through the neighbouring slices*, which is the information the per-slice segmentation
@@ -30,13 +30,17 @@ from magtwin.imaging.stackio import progress
 
 def cores(labels: np.ndarray, core_px: int) -> np.ndarray:
     """``labels`` (z, y, x) with every voxel within ``core_px`` px (in-plane, chessboard
-    distance, counted from the border pixel itself) of a different label set to 0."""
+    distance, counted from the border pixel itself) of a different grain (label > 0) set to
+    0."""
     lab = np.asarray(labels)
     edge = np.zeros(lab.shape, bool)
-    dy = lab[:, 1:] != lab[:, :-1]
+    # borders between two grains only: the edge of the labelled region (cap, field edge, a
+    # strip a drifted slice did not image) is no border to re-place, and a grain cut thin
+    # there keeps its core (issue 3: thin grains along the field edge were absorbed)
+    dy = (lab[:, 1:] != lab[:, :-1]) & (lab[:, 1:] > 0) & (lab[:, :-1] > 0)
     edge[:, 1:] |= dy
     edge[:, :-1] |= dy
-    dx = lab[:, :, 1:] != lab[:, :, :-1]
+    dx = (lab[:, :, 1:] != lab[:, :, :-1]) & (lab[:, :, 1:] > 0) & (lab[:, :, :-1] > 0)
     edge[:, :, 1:] |= dx
     edge[:, :, :-1] |= dx
     if core_px > 1:
