@@ -103,8 +103,8 @@ def test_refinement_in_slabs_equals_one_block(tmp_path):
         assert (ds[...] == whole).all()
 
 
-def test_cores_keep_pixels_farther_than_the_radius_from_another_label():
-    lab = np.zeros((1, 6, 12), np.int64)
+def test_cores_keep_pixels_farther_than_the_radius_from_another_grain():
+    lab = np.full((1, 6, 12), 2, np.int64)
     lab[0, :, 3:] = 1
     # radius 1: exactly the pixels with a differently labelled 4-neighbour go
     c = refine3d.cores(lab, 1)
@@ -112,6 +112,12 @@ def test_cores_keep_pixels_farther_than_the_radius_from_another_label():
     # radius 3: two more columns on each side
     c = refine3d.cores(lab, 3)
     assert (c[0, :, :6] == 0).all() and (c[0, :, 6:] == 1).all()
+    # the edge of the labelled region (label 0: cap, unimaged strip) is no grain border: a
+    # grain cut thin there keeps its core
+    lab[0, :, :3] = 0
+    lab[0, :2, 3:] = 0
+    c = refine3d.cores(lab, 3)
+    assert (c == lab).all()
 
 
 def test_refinement_fills_pixels_a_drifted_slice_did_not_image():
