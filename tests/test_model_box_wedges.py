@@ -25,6 +25,10 @@ ALPHA = np.radians(4.0)
 #: the top z = 20 at x = 15, its lower face (grain 1's core) at x = 43.6, both inside the box
 NORMAL = np.array([-np.sin(ALPHA), 0.0, np.cos(ALPHA)])
 P0 = np.array([15.0 + (T / 2) / np.sin(ALPHA) - 1.0 / np.tan(ALPHA), 10.0, 19.0])
+#: meshes that keep the geometry exact (no vertex leaves its interface planes), for which the
+#: bound by the input angle holds
+EXACT = {"gb_size_nm": 1.0, "tj_size_nm": 1.0, "grain_size_nm": 4.0, "collapse_max_shift_nm": 0.0,
+         "gb_plane_tol_nm": 0.0}
 
 
 def _geometry(min_deg):
@@ -51,7 +55,7 @@ def test_folded_wedges_mesh_without_thin_elements():
     assert sorted(f["fold"] for f in folds) == ["notch", "tip"]
     vol_pieces = sum(p.poly.volume() for p in geom.pieces)
     assert vol_pieces == pytest.approx(np.prod(BOX), rel=1e-12)
-    mesh, _ = mesh_geometry(geom, {"gb_size_nm": 1.0, "tj_size_nm": 1.0, "grain_size_nm": 4.0})
+    mesh, _ = mesh_geometry(geom, EXACT)
     pts, tets = mesh.points_nm, mesh.tetrahedra
     vol = tet_volumes(pts, tets)
     assert vol.min() > 0
@@ -69,5 +73,5 @@ def test_folded_wedges_mesh_without_thin_elements():
 def test_without_the_fold_the_wedge_limits_the_mesh():
     geom = _geometry(0.0)
     assert geom.cleanup["box_wedges"] == []
-    mesh, _ = mesh_geometry(geom, {"gb_size_nm": 1.0, "tj_size_nm": 1.0, "grain_size_nm": 4.0})
+    mesh, _ = mesh_geometry(geom, EXACT)
     assert min_dihedral_deg(mesh.points_nm, mesh.tetrahedra).min() <= 4.0 + 1e-6

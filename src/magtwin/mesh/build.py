@@ -110,7 +110,7 @@ def mesh_geometry(geom, params: Mapping[str, Any], source=None) -> tuple[MeshDat
         nodes, tets, rid, improve_report = improve_mesh(
             nodes, tets, rid, float(prm["improve_target_deg"]), float(prm["sliver_target_deg"]),
             float(prm["radius_edge_ratio"]), float(prm["collapse_max_shift_nm"]), float(prm["interface_bend_deg"]),
-            rigid)
+            rigid, rigid_shift_nm=float(prm["gb_plane_tol_nm"]))
     t3 = time.perf_counter()
     vol = tetrahedron_volumes(nodes, tets)
     rvol = np.bincount(rid, weights=vol, minlength=max(kinds) + 1)

@@ -11,12 +11,17 @@ Each round runs, on the elements whose smallest dihedral angle is below ``target
   at most ``max_shift_nm`` off their planes);
 * once these stop helping, :func:`magtwin.mesh.split.split_poor_elements` (an edge split
   whose new vertex has the freedom that the element's own vertices, held by the geometry,
-  lack), followed by flips and relocation.
+  lack), followed by flips and relocation;
+* last, for what is left (slivers held at junctions of several thin regions), relaxed
+  relocation: the vertices of poor elements may leave their interface planes by at most
+  ``max_shift_nm``, GB slab vertices by at most ``rigid_shift_nm`` (``remove_slivers(...,
+  relax=True)``).
 
 A round that does not lower the number of elements below ``target_deg`` is undone.
 
-Vertices of the ``rigid`` GB slabs move only within their planes, and a collapse never adds a
-vertex to a slab, so its extent never grows. Collapses and off-plane moves each change a
+Vertices of the ``rigid`` GB slabs move only within their planes (in the relaxed step by at
+most ``rigid_shift_nm`` off them), and a collapse never adds a vertex to a slab, so its extent
+grows by at most ``rigid_shift_nm`` per face. Collapses and off-plane moves each change a
 region's volume by at most 2 %. The order follows the mesh-improvement schedule of Klingner &
 Shewchuk, "Aggressive tetrahedral mesh improvement", Proc. 16th International Meshing
 Roundtable (2007) 3–23: topological operations first, then smoothing, then vertex insertion,
@@ -37,7 +42,7 @@ from magtwin.mesh.split import split_poor_elements
 def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, target_deg: float = 5.0,
                  smooth_target_deg: float = 10.0, ratio_bound: float = 2.0, max_shift_nm: float = 0.2,
                  bend_deg: float = 0.5, rigid: np.ndarray | None = None,
-                 rounds: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+                 rounds: int = 5, rigid_shift_nm: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Improve elements below ``target_deg`` (see module docstring).
 
     Parameters
@@ -50,7 +55,9 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
         interface or model corner may cause (0: exact ones only);
     rigid : (R,) bool per region id: regions whose vertices move only exactly (GB slabs: their
         thickness is the model's);
-    bend_deg : interface triangles within this angle count as one plane for relocation.
+    bend_deg : interface triangles within this angle count as one plane for relocation;
+    rigid_shift_nm : in the last, relaxed relocation, how far a vertex of a rigid region may
+        leave its planes (0: that step leaves them in place).
 
     Returns
     -------
@@ -64,7 +71,7 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
         return int(np.sum(d < 5.0)), int(np.sum(d < target_deg)), float(d.min())
 
     report = {"collapsed_edges": 0, "flips_23": 0, "edge_removals": 0, "moved_vertices": 0, "split_edges": 0,
-              "joined_edges": 0, "rounds": 0}
+              "joined_edges": 0, "relaxed_vertices": 0, "rounds": 0}
 
     def collapse(p, t, r):
         return collapse_short_edges(p, t, r, target_deg, ratio_bound, max_shift_nm, rigid=rigid)
@@ -81,12 +88,17 @@ def improve_mesh(points: np.ndarray, tets: np.ndarray, region: np.ndarray, targe
     def split(p, t, r):
         return split_poor_elements(p, t, r, target_deg, bend_deg, max_shift_nm, rigid)
 
+    def relax(p, t, r):
+        p, rep = remove_slivers(p, t, r, target_deg, ratio_bound=ratio_bound, bend_deg=bend_deg,
+                                max_shift_nm=max_shift_nm, rigid=rigid, rigid_shift_nm=rigid_shift_nm, relax=True)
+        return p, t, r, {"relaxed_vertices": rep["moved_vertices"]}
+
     state = (points, tets, region)
     now = below(points, tets)
     report["below_5deg_before"], report["below_target_before"] = now[0], now[1]
     # splits only once the other operations are done: early, they shorten edges that a
     # collapse or flip would have removed, and leave elements no later step can repair
-    for ops in ((collapse, flip, relocate), (split, flip, relocate)):
+    for ops in ((collapse, flip, relocate), (split, flip, relocate), (relax,)):
         for _ in range(rounds):
             if now[1] == 0:
                 break

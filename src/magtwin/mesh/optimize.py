@@ -137,7 +137,8 @@ def _radius_edge(q: np.ndarray) -> np.ndarray:
 def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, target_deg: float = 10.0,
                    passes: int = 3, seed: int = 0, ratio_bound: float = 2.0,
                    bend_deg: float = 0.0, max_shift_nm: float = 0.0,
-                   max_region_change: float = 0.02, rigid: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+                   max_region_change: float = 0.02, rigid: np.ndarray | None = None,
+                   rigid_shift_nm: float = 0.0, relax: bool = False) -> tuple[np.ndarray, dict]:
     """Relocate vertices of poor elements; returns new points and a small report.
 
     A move is accepted only if it raises the smallest dihedral angle around the vertex,
@@ -148,11 +149,17 @@ def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, tar
     original interface triangles (no interface moves further) and the volume of no region
     changes, accumulated over such moves, by more than ``max_region_change``; vertices of
     ``rigid`` regions (a boolean per region id, e.g. the GB slabs, whose thickness is the
-    model's) never do."""
+    model's) move off their planes by at most ``rigid_shift_nm`` (default 0: never).
+
+    ``relax`` (the last resort of :func:`magtwin.mesh.improve.improve_mesh`): every vertex not
+    on a box edge or corner may leave its interface planes and lines within those bounds (a
+    vertex on a box face stays on it), tried with small random moves of at most half the
+    bound. Slivers whose four vertices the geometry holds at junctions of several thin
+    regions have no better exact position; a move of a few hundredths of a nm frees them."""
     rng = np.random.default_rng(seed)
     pts = np.array(points, float)
     dof, axis = vertex_freedom(pts, tets, region, bend_deg)
-    if max_shift_nm > 0:
+    if max_shift_nm > 0 or rigid_shift_nm > 0:
         iface = _interface_faces(tets, region)
         nrm = np.cross(pts[iface[:, 1]] - pts[iface[:, 0]], pts[iface[:, 2]] - pts[iface[:, 0]])
         nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
@@ -161,13 +168,15 @@ def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, tar
         pv, pn = pv[po], np.repeat(nrm, 3, axis=0)[po]
         pstart = np.searchsorted(pv, np.arange(len(pts) + 1))
         lo, hi = pts.min(axis=0), pts.max(axis=0)
-        on_box = np.array([bool(c) for c in box_constraints(pts, lo, hi, 1e-9 * float(np.max(hi - lo)))])
+        on_box = box_constraints(pts, lo, hi, 1e-9 * float(np.max(hi - lo)))
+        n_box = np.array([len(c) for c in on_box])
         origin = pts.copy()
-        budget = (dof == 0) & ~on_box
+        limit = np.full(len(pts), float(max_shift_nm))
         if rigid is not None:
             touches = np.zeros(len(pts), bool)
             touches[tets[np.asarray(rigid)[region]].ravel()] = True
-            budget &= ~touches
+            limit[touches] = float(rigid_shift_nm)
+        budget = ((n_box <= 1) if relax else (dof == 0) & (n_box == 0)) & (limit > 0)
         nreg = int(region.max()) + 1
         rvol = np.bincount(region, np.abs(_volume6(pts[tets])) / 6.0, minlength=nreg)
         change = np.zeros(nreg)
@@ -199,11 +208,15 @@ def remove_slivers(points: np.ndarray, tets: np.ndarray, region: np.ndarray, tar
             h = np.min(np.linalg.norm(q[:, [0, 0, 0, 1, 1, 2]] - q[:, [1, 2, 3, 2, 3, 3]], axis=2))
             cands = np.vstack([pts[v], [pts[v] + f * (centre - pts[v]) for f in (1.0, 0.5, 0.25)],
                                pts[v] + rng.normal(scale=0.25 * h, size=(4, 3))])
-            if dof[v] in (1, 2):  # stay in the interface plane or slide along the edge
+            if budget[v]:  # stay within limit[v] of every original interface plane at v
+                if relax:
+                    cands = np.vstack([cands, pts[v] + rng.normal(scale=min(0.5 * limit[v], 0.25 * h), size=(32, 3))])
+                    for c in on_box[v]:  # and on its box face
+                        cands[:, c // 2] = pts[v, c // 2]
+                off = np.abs((cands - origin[v]) @ pn[pstart[v]:pstart[v + 1]].T).max(axis=1, initial=0.0)
+                cands = cands[off <= limit[v]]
+            elif dof[v] in (1, 2):  # stay in the interface plane or slide along the edge
                 cands = constrain_moves(cands, pts[v], int(dof[v]), axis[v])
-            elif budget[v]:  # stay within max_shift_nm of every original interface plane at v
-                off = np.abs((cands - origin[v]) @ pn[pstart[v]:pstart[v + 1]].T).max(axis=1)
-                cands = cands[off <= max_shift_nm]
             # all candidates at once: (C, m, 4, 3) with vertex v replaced
             qq = np.broadcast_to(q, (len(cands),) + q.shape).copy()
             mask = t == v

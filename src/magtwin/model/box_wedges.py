@@ -67,11 +67,13 @@ def _shared_edge(fa, fb, eps: float):
     return pts[0], pts[k]
 
 
-def find_wedges(pieces: list[Piece], planes: PlaneSet, box: set[int], min_angle_deg: float) -> list[dict]:
-    """Edges where a piece's face meets a box face at an interior angle below
-    ``min_angle_deg``: ``[{"piece", "edge": (a, b), "alpha_deg", "u", "w", "g", "o_g"}]``."""
+def box_edges(pieces: list[Piece], planes: PlaneSet, box: set[int]) -> list[dict]:
+    """Every edge where a piece's face meets one of its box faces:
+    ``[{"piece", "edge": (a, b), "alpha_deg", "width_nm", "u", "w", "g", "o_g"}]`` with the
+    interior angle ``alpha`` and the width of the piece's box face measured from the edge
+    along ``u`` (see the module docstring for ``u``, ``w``, ``g``; ``o_g`` is the slanted
+    face's outward normal)."""
     out = []
-    cos_min = np.cos(np.radians(min_angle_deg))
     for k, p in enumerate(pieces):
         faces = p.poly.faces
         for fb in faces:
@@ -80,10 +82,6 @@ def find_wedges(pieces: list[Piece], planes: PlaneSet, box: set[int], min_angle_
             ob = _outward(planes, fb)
             for fg in faces:
                 if fg.plane in box or fg is fb:
-                    continue
-                og = _outward(planes, fg)
-                # interior angle alpha = pi - angle(outward normals): small when they oppose
-                if -(ob @ og) < cos_min:
                     continue
                 edge = _shared_edge(fb, fg, planes.eps)
                 if edge is None:
@@ -94,88 +92,109 @@ def find_wedges(pieces: list[Piece], planes: PlaneSet, box: set[int], min_angle_
                 u = np.cross(t, ob)
                 if u @ (fb.loop.mean(axis=0) - mid) < 0:
                     u = -u
+                og = _outward(planes, fg)
                 g = np.cross(t, og)
                 if g @ (fg.loop.mean(axis=0) - mid) < 0:
                     g = -g
                 alpha = float(np.degrees(np.arccos(np.clip(u @ g, -1.0, 1.0))))
-                out.append({"piece": k, "edge": (a, b), "alpha_deg": alpha, "u": u, "w": -ob, "g": g, "o_g": og})
+                width = float(np.max((fb.loop - mid) @ u))
+                out.append({"piece": k, "edge": (a, b), "alpha_deg": alpha, "width_nm": width,
+                            "u": u, "w": -ob, "g": g, "o_g": og})
     return out
 
 
-def _cut(poly: Polyhedron, planes: PlaneSet, normal, point) -> tuple[int, Polyhedron | None, Polyhedron | None]:
+def find_wedges(pieces: list[Piece], planes: PlaneSet, box: set[int], min_angle_deg: float) -> list[dict]:
+    """The :func:`box_edges` with an interior angle below ``min_angle_deg``."""
+    return [e for e in box_edges(pieces, planes, box) if e["alpha_deg"] < min_angle_deg]
+
+
+def _cut(poly: Polyhedron, planes: PlaneSet, normal, point) -> tuple[Polyhedron | None, Polyhedron | None]:
+    """The parts of ``poly`` on the ``n·x <= n·point`` and ``>=`` sides of a new plane."""
     pid = planes.add(normal, float(np.asarray(normal) @ point))
-    return pid, clip(poly, planes, pid, -1), clip(poly, planes, pid, 1)
+    return clip(poly, planes, pid, -1), clip(poly, planes, pid, 1)
+
+
+def _notch(b_poly: Polyhedron, planes: PlaneSet, corners: list[np.ndarray], t: np.ndarray):
+    """Split ``b_poly`` along the polyline ``corners`` (points on lines along ``t``, from the
+    box face to the slanted face): returns (notch, [rest pieces]) or ``None``. The notch is
+    the part on the side of every segment that holds the corners' mean plus the wedge edge
+    ``corners[-1]`` is joined to (the caller passes ``[X, (K,) L, O]``)."""
+    *path, o = corners
+    m = np.mean(corners, axis=0)
+    rest, part = [], b_poly
+    for p, q in zip(path, path[1:]):
+        n = np.cross(t, q - p)
+        n = n if n @ (m - p) < 0 else -n  # the notch on the n·x <= c side
+        inside, outside = _cut(part, planes, n, p)
+        if inside is None:
+            return None
+        if outside is not None:
+            rest.append(outside)
+        part = inside
+    return part, rest
 
 
 def fold_box_wedges(pieces: list[Piece], planes: PlaneSet, lo, hi, region_kind: dict[int, str],
                     min_angle_deg: float, length_nm: float) -> dict:
-    """Fold every wedge against the box below ``min_angle_deg`` (see the module docstring);
-    ``pieces`` is changed in place (pieces split, some relabelled, new pieces appended).
-    ``region_kind`` maps region id -> ``grain``/``gb``/``tj``. Returns the report
-    ``{"box_wedges": [{"alpha_deg", "regions": [A, B], "fold": tip|notch|skipped}]}``."""
+    """Fold every wedge against the box below ``min_angle_deg`` and widen grain cores' box
+    faces narrower than ``length_nm`` along a GB/TJ (see the module docstring); ``pieces``
+    is changed in place (pieces split, some relabelled, new pieces appended). ``region_kind``
+    maps region id -> ``grain``/``gb``/``tj``. Returns the report ``{"box_wedges":
+    [{"alpha_deg", "width_nm", "regions": [A, B], "fold": tip|notch|widen|skipped}]}``."""
+    if min_angle_deg <= 0:
+        return {"box_wedges": []}
     lo, hi = np.asarray(lo, float), np.asarray(hi, float)
     box = box_planes(planes, lo, hi)
     ell = float(length_nm)
     report = []
     touched: set[int] = set()
-    for wdg in sorted(find_wedges(pieces, planes, box, min_angle_deg), key=lambda x: x["alpha_deg"]):
-        k = wdg["piece"]
-        if k in touched:  # an earlier fold changed this piece: its other wedges wait
-            continue
+    for e in sorted(box_edges(pieces, planes, box), key=lambda x: x["alpha_deg"]):
+        k = e["piece"]
+        wedge = e["alpha_deg"] < min_angle_deg
+        if k in touched or not (wedge or e["width_nm"] < ell):
+            continue  # an earlier fold changed this piece: its other edges wait
         a_piece = pieces[k]
-        mid = 0.5 * (wdg["edge"][0] + wdg["edge"][1])
-        u, w, g, og = wdg["u"], wdg["w"], wdg["g"], wdg["o_g"]
-        probe = mid + 0.1 * ell * g + 1e-3 * ell * og
+        o = 0.5 * (e["edge"][0] + e["edge"][1])
+        u, w, g = e["u"], e["w"], e["g"]
+        probe = o + 0.1 * ell * g + 1e-3 * ell * e["o_g"]
         across = [j for j, q in enumerate(pieces) if j != k and _contains(q.poly, planes, probe, planes.eps)]
         if not across or pieces[across[0]].region == a_piece.region:
             continue
         j = across[0]
         b_piece = pieces[j]
         ka, kb = region_kind[a_piece.region], region_kind[b_piece.region]
-        entry = {"alpha_deg": round(wdg["alpha_deg"], 3), "regions": [int(a_piece.region), int(b_piece.region)]}
+        if not wedge and not (ka == "grain" and kb != "grain"):
+            continue  # only a core's narrow face is widened (a GB's would make it thicker)
+        entry = {"alpha_deg": round(e["alpha_deg"], 3), "width_nm": round(e["width_nm"], 4),
+                 "regions": [int(a_piece.region), int(b_piece.region)]}
         if ka == "gb" and kb == "gb":
             report.append({**entry, "fold": "skipped"})
             continue
         if ka == "grain" or kb == "gb":
-            x = mid - ell * u
-            kk = x + ell * (u + w) / np.sqrt(2.0)
-            lp = mid + 2 * ell * g
-            inside = all(_contains(b_piece.poly, planes, p, 1e-6 * ell) for p in (x, kk, lp))
-            if not inside:
-                report.append({**entry, "fold": "skipped"})
-                continue
-            m = (x + kk + lp + mid) / 4.0
-            t = wdg["edge"][1] - wdg["edge"][0]
-            n1 = np.cross(t, kk - x)
-            n2 = np.cross(t, lp - kk)
-            # orient both planes so that the notch (holding m) is on their n·x <= c side
-            n1 = n1 if n1 @ (m - x) < 0 else -n1
-            n2 = n2 if n2 @ (m - kk) < 0 else -n2
-            _, in1, out1 = _cut(b_piece.poly, planes, n1, x)
-            if in1 is None:
-                report.append({**entry, "fold": "skipped"})
-                continue
-            _, notch, rest2 = _cut(in1, planes, n2, kk)
-            if notch is None:
-                report.append({**entry, "fold": "skipped"})
-                continue
-            keep = [q for q in (out1, rest2) if q is not None]
-            new = [Piece(b_piece.grain, b_piece.near, q, b_piece.region) for q in keep]
-            notch_piece = Piece(b_piece.grain, b_piece.near, notch, a_piece.region)
-            if new:
-                pieces[j] = new[0]
-                pieces.extend(new[1:])
+            # B gives A a notch: A then meets the box at 45 deg (wedge) or its box face is l wide
+            alpha = np.radians(e["alpha_deg"])
+            if wedge or alpha < np.radians(45.0):
+                x = o - ell * u
+                corners = [x, x + ell * (u + w) / np.sqrt(2.0), o + 2 * ell * g, o]
             else:
-                pieces[j] = notch_piece
-                notch_piece = None
-            if notch_piece is not None:
-                pieces.append(notch_piece)
-            touched.update({j, k})
-            report.append({**entry, "fold": "notch"})
+                corners = [o - max(ell - e["width_nm"], 0.5 * ell) * u, o + ell * g, o]
+            if not all(_contains(b_piece.poly, planes, p, 1e-6 * ell) for p in corners):
+                report.append({**entry, "fold": "skipped"})
+                continue
+            cut = _notch(b_piece.poly, planes, corners, e["edge"][1] - e["edge"][0])
+            if cut is None:
+                report.append({**entry, "fold": "skipped"})
+                continue
+            notch, rest = cut
+            new = [Piece(b_piece.grain, b_piece.near, q, b_piece.region) for q in rest]
+            new.append(Piece(b_piece.grain, b_piece.near, notch, a_piece.region))
+            pieces[j] = new[0]
+            pieces.extend(new[1:])
+            fold = "notch" if wedge else "widen"
         else:
-            alpha = np.radians(wdg["alpha_deg"])
-            d = ell / max(np.sin(alpha), 1e-9)
-            _, tip, far = _cut(a_piece.poly, planes, u, mid + d * g)
+            # A (a GB or TJ wedge) gives its tip to B: cut where it is l thick, normal to the box
+            d = ell / max(np.sin(np.radians(e["alpha_deg"])), 1e-9)
+            tip, far = _cut(a_piece.poly, planes, u, o + d * g)
             if tip is None:
                 continue
             if far is None:
@@ -183,6 +202,7 @@ def fold_box_wedges(pieces: list[Piece], planes: PlaneSet, lo, hi, region_kind: 
             else:
                 pieces[k] = Piece(a_piece.grain, a_piece.near, far, a_piece.region)
                 pieces.append(Piece(a_piece.grain, a_piece.near, tip, b_piece.region))
-            touched.update({j, k})
-            report.append({**entry, "fold": "tip"})
+            fold = "tip"
+        touched.update({j, k})
+        report.append({**entry, "fold": fold})
     return {"box_wedges": report}
