@@ -207,3 +207,44 @@ def test_join_of_two_lines_that_almost_meet_removes_the_sliver_between_them():
     assert min_dihedral_deg(p2, t2).min() > 5.0
     _, count, _ = face_usage(t2)
     assert set(count.tolist()) <= {1, 2} and np.sum(count == 1) == 8
+
+
+def _off_plane(pts, tets, reg, moved) -> np.ndarray:
+    """Per vertex, its largest distance in ``moved`` from the planes (in ``pts``) of the
+    boundary and interface triangles at it."""
+    uniq, cnt, inv = face_usage(tets)
+    owner = np.tile(np.arange(len(tets)), 4)
+    rmin = np.full(len(uniq), 10**9)
+    rmax = np.full(len(uniq), -1)
+    np.minimum.at(rmin, inv, reg[owner])
+    np.maximum.at(rmax, inv, reg[owner])
+    out = np.zeros(len(pts))
+    for f in uniq[(cnt == 1) | (rmin != rmax)]:
+        n = np.cross(pts[f[1]] - pts[f[0]], pts[f[2]] - pts[f[0]])
+        n /= np.linalg.norm(n)
+        for v in f:
+            out[v] = max(out[v], abs((moved[v] - pts[f[0]]) @ n))
+    return out
+
+
+def test_relaxed_relocation_frees_a_pinned_sliver_within_the_shift_bound():
+    # every vertex of the sliver is held exactly (corners of the boundary, interface lines):
+    # exact relocation cannot move it, the relaxed one may move each vertex by at most
+    # max_shift_nm off the planes at it (the last step of improve_mesh)
+    pts, tets = _pinned_sliver(eps=0.02)
+    reg = np.array([1, 2, 2, 1, 3])
+    assert min_dihedral_deg(pts, tets).min() < 5.0
+    exact, _ = remove_slivers(pts, tets, reg, 5.0, max_shift_nm=0.05)
+    assert np.array_equal(exact, pts)
+    p2, rep = remove_slivers(pts, tets, reg, 5.0, max_shift_nm=0.05, relax=True, passes=5)
+    assert min_dihedral_deg(p2, tets).min() > 5.0
+    assert tet_volumes(p2, tets).min() > 0
+    assert _off_plane(pts, tets, reg, p2).max() <= 0.05 + 1e-12
+    # vertices of a rigid region (a GB slab) may leave their planes only by rigid_shift_nm
+    rigid = np.array([False, False, True, False])  # region 2: the top pyramid (a, b, c, d, top)
+    p3, _ = remove_slivers(pts, tets, reg, 5.0, max_shift_nm=0.05, relax=True, passes=5, rigid=rigid)
+    assert np.array_equal(p3, pts)
+    p4, _ = remove_slivers(pts, tets, reg, 5.0, max_shift_nm=0.05, relax=True, passes=5, rigid=rigid,
+                           rigid_shift_nm=0.03)
+    assert _off_plane(pts, tets, reg, p4).max() <= 0.03 + 1e-12
+    assert min_dihedral_deg(p4, tets).min() > min_dihedral_deg(pts, tets).min()

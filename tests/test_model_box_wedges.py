@@ -75,3 +75,32 @@ def test_without_the_fold_the_wedge_limits_the_mesh():
     assert geom.cleanup["box_wedges"] == []
     mesh, _ = mesh_geometry(geom, EXACT)
     assert min_dihedral_deg(mesh.points_nm, mesh.tetrahedra).min() <= 4.0 + 1e-6
+
+
+def test_narrow_box_face_of_a_core_is_widened():
+    # GB plane at 15 deg to the top face, its upper face (grain 2's core) at z = 19.9 where it
+    # leaves the box through x = 20: grain 2's face on x = 20 is a strip 0.1 nm tall, which
+    # the mesh would have to resolve. The core gets a notch of the GB so that its face on
+    # x = 20 is at least 0.3 t tall; the GB only gets thinner.
+    beta = np.radians(15.0)
+    n = np.array([-np.sin(beta), 0.0, np.cos(beta)])
+    p0 = np.array([20.0, 10.0, 19.9]) - (T / 2) * n  # a point of the mid plane
+    sites = np.array([p0 - 10 * n, p0 + 10 * n])
+    geom = build_geometry(sites, np.zeros(2), np.array([1, 2]), [0, 0, 0], [20.0, 20.0, 20.0], T, 0.1, 3.0)
+    (fold,) = geom.cleanup["box_wedges"]
+    assert fold["fold"] == "widen"
+    assert fold["width_nm"] == pytest.approx(0.1, abs=1e-9)
+    assert fold["alpha_deg"] == pytest.approx(105.0, abs=1e-6)
+    core = next(r["id"] for r in geom.regions if r["kind"] == "grain" and r["grains"] == [2])
+    z_on_face = np.concatenate([f.loop[:, 2] for p in geom.pieces if p.region == core for f in p.poly.faces
+                                if np.allclose(f.loop[:, 0], 20.0)])
+    assert 20.0 - z_on_face.min() >= 0.3 * T - 1e-9
+    assert sum(p.poly.volume() for p in geom.pieces) == pytest.approx(20.0**3, rel=1e-12)
+    mesh, _ = mesh_geometry(geom, EXACT)
+    pts, tets = mesh.points_nm, mesh.tetrahedra
+    assert tet_volumes(pts, tets).sum() == pytest.approx(20.0**3, rel=1e-9)
+    assert min_dihedral_deg(pts, tets).min() >= 5.0
+    gb = next(r for r in mesh.regions if r["kind"] == "gb")
+    nodes = pts[np.unique(tets[mesh.region_id == gb["id"]])]
+    assert np.abs((nodes - p0) @ n).max() <= T / 2 + 1e-9
+    assert slab_thickness(nodes) == pytest.approx(T, rel=0.05)

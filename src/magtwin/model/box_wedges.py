@@ -1,4 +1,4 @@
-"""Fold thin wedges against the sample box: no region meets a box face at a small angle.
+"""Fold thin wedges against the sample box: no region meets a box face at a small angle or in a narrow strip.
 
 Where a face of a piece meets a box face at an interior dihedral angle ``alpha`` below
 ``min_angle_deg`` (a grain face nearly parallel to the box, common for platelets stacked
@@ -20,6 +20,11 @@ wedge (``u·g = cos alpha``). Length ``l`` = ``length_nm``.
   ``L = O + 2 l g``. ``A`` then meets the box at 45 deg at ``X``. Used when ``A`` is a grain
   core (a core has no thickness to keep, so the GB ``B`` loses a little near the box rather
   than gaining a bump that would make it thicker than configured).
+
+* *Widen* (``B`` gives a grain core ``A`` a notch ``X L O`` with ``X = O - (l - width) u``,
+  ``L = O + l g``): a core's box face narrower than ``l`` along a GB or TJ (a face plane
+  leaving the box just before it would meet another box face: a strip a few hundredths of a
+  nm wide that the mesh would have to resolve) becomes ``l`` wide.
 
 Two GB regions meeting at a small angle at the box are left alone (either fold would change
 one GB's thickness); so is a wedge whose notch corners do not all lie in ``B``'s piece.
