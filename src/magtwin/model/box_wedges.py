@@ -20,8 +20,7 @@ wedge (``u·g = cos alpha``). Length ``l`` = ``length_nm``.
   ``L = O + 2 l g``. ``A`` then meets the box at 45 deg at ``X``. Used when ``A`` is a grain
   core (a core has no thickness to keep, so the GB ``B`` loses a little near the box rather
   than gaining a bump that would make it thicker than configured).
-
-* *Widen* (``B`` gives a grain core ``A`` a notch ``X L O`` with ``X = O - (l - width) u``,
+* *Widen* (``B`` gives a grain core ``A`` a notch ``X L O`` with ``X = O - max(l - width, l/2) u``,
   ``L = O + l g``): a core's box face narrower than ``l`` along a GB or TJ (a face plane
   leaving the box just before it would meet another box face: a strip a few hundredths of a
   nm wide that the mesh would have to resolve) becomes ``l`` wide.
