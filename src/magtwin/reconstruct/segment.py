@@ -56,7 +56,7 @@ log = logging.getLogger("magtwin.reconstruct.segment")
 #: Defaults of the ``segment`` config section (the schema documents each key).
 DEFAULTS: dict[str, Any] = {
     "ridge_sigma_px": 0.8,
-    "gradient_weight": 0.5,
+    "gradient_weight": 0.25,
     "slab_slices": 1,
     "seed_min_distance_px": 3,
     "merge_threshold": 0.07,
