@@ -737,8 +737,10 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
                         _add_brightness(bright_acc, lab, img[z], bz)
                     borders.close(z, _mean_brightness(bright_acc) if img is not None else None)
 
-            # one pass: final ids, fragments filled (and, without the refinement, the stats)
-            restart_stats()
+            # one pass: final ids, fragments filled (and, without the refinement, the stats;
+            # with it, the per-grain statistics are made after it, not kept through it)
+            if not refine:
+                restart_stats()
             for z in range(nz):
                 loc = np.asarray(out[z]).astype(np.int64)
                 lut = new_id[root[track_of[z]]]
@@ -754,6 +756,8 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
             # the per-track and per-section bookkeeping grows with the stack: free it before
             # the refinement (the stage's peak memory)
             del tracks, track_of, root, new_id, size, first, last, keep, kept
+            if refine:
+                del first_of_grain, last_of_grain
             n_refine_lost = 0
             if refine:
                 # 3D re-flooding of every grain border from the grain cores; grains without a
@@ -765,7 +769,7 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
                 first_of_grain = np.full(n_grains + 1, nz, np.int64)
                 last_of_grain = np.full(n_grains + 1, -1, np.int64)
                 for z in range(nz):
-                    ids = np.unique(np.asarray(out[z]))
+                    ids = np.flatnonzero(np.bincount(np.asarray(out[z]).ravel(), minlength=n_grains + 1))
                     first_of_grain[ids] = np.minimum(first_of_grain[ids], z)
                     last_of_grain[ids] = z
                 present = last_of_grain >= 0
