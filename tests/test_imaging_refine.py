@@ -128,3 +128,93 @@ def test_refinement_fills_pixels_a_drifted_slice_did_not_image():
     lab[5, :, -3:] = 0
     assert (refine3d.refine_block(lab, b, core_px=4, fill=np.ones(lab.shape[1:], bool)) == truth).all()
     assert (refine3d.refine_block(lab, b, core_px=4)[5, :, -3:] == 0).all()
+
+
+def _flood_reference(lab, b, core_px, fill=None):
+    """The refinement as first written (the definition its memory-saving form must match):
+    float32 evidence, global marker ids, outside voxels at 1e30, unimaged pixels to fill
+    at 1e3 + max(evidence), SimpleITK's watershed from markers."""
+    import SimpleITK as sitk
+
+    b = np.asarray(b, np.float32)
+    region = lab > 0
+    elev = np.where(region, b, np.float32(1e30))
+    if fill is not None:
+        gap = ~region & fill[None]
+        region |= gap
+        elev[gap] = np.float32(1e3) + b.max()
+    out = sitk.GetArrayFromImage(sitk.MorphologicalWatershedFromMarkers(
+        sitk.GetImageFromArray(elev), sitk.GetImageFromArray(refine3d.cores(lab, core_px).astype(np.uint32)),
+        markWatershedLine=False, fullyConnected=False))
+    out[~region] = 0
+    return out.astype(lab.dtype)
+
+
+def _voronoi_block(seed, shape=(10, 48, 56), n=30):
+    """Labels of the nearest of ``n`` random points (platelets: z stretched), a zero cap
+    and unimaged corner, and float16 GB evidence with many ties (16 levels) and a ridge on
+    the borders."""
+    rng = np.random.default_rng(seed)
+    pts = rng.uniform(0, 1, (n, 3)) * shape
+    zz, yy, xx = np.indices(shape)
+    d = ((zz[..., None] - pts[:, 0]) * 3) ** 2 + (yy[..., None] - pts[:, 1]) ** 2 + (xx[..., None] - pts[:, 2]) ** 2
+    lab = (np.argmin(d, axis=-1) + 1).astype(np.uint32)
+    lab[:, :4] = 0
+    lab[3, -5:, -6:] = 0
+    d.sort(axis=-1)
+    ridge = np.exp(-0.5 * (np.sqrt(d[..., 1]) - np.sqrt(d[..., 0])) ** 2)
+    b = (np.round(rng.uniform(0, 1, shape) * 15) / 30 + ridge).astype(np.float16)
+    b[0, 0, 0] = -0.0   # -0 and +0 are one level
+    return lab, b
+
+
+def test_order_keys_keep_the_order_and_the_ties_of_the_evidence():
+    rng = np.random.default_rng(3)
+    bits = rng.integers(0, 2 ** 16, 3000).astype(np.uint16)
+    v16 = bits.view(np.float16)
+    v16 = np.r_[v16[~np.isnan(v16)], np.float16(-0.0), np.float16(0.0), np.float16(np.inf),
+                np.float16(-np.inf), np.float16(0.5), np.float16(0.5)]
+    for v in (v16, v16.astype(np.float32) * np.float32(1.7)):
+        k = refine3d.order_keys(v)
+        assert k.dtype == (np.uint16 if v.dtype == np.float16 else np.uint32)
+        assert k.max() < np.iinfo(k.dtype).max - 1      # the two barrier keys stay free
+        assert ((k[:, None] < k[None, :]) == (v[:, None] < v[None, :])).all()
+        assert ((k[:, None] == k[None, :]) == (v[:, None] == v[None, :])).all()
+
+
+def test_refinement_on_keys_and_local_ids_equals_the_definition():
+    # float16 evidence (uint16 keys) and float32 evidence (uint32 keys), with and without
+    # pixels to fill: the labels of the reference formulation, tie for tie
+    for seed in (1, 2):
+        lab, b = _voronoi_block(seed)
+        fill = np.ones(lab.shape[1:], bool)
+        fill[:2] = False
+        for bb in (b, b.astype(np.float32)):
+            for fl in (None, fill):
+                assert np.array_equal(refine3d.refine_block(lab, bb, 2, fl), _flood_reference(lab, bb, 2, fl))
+
+
+def test_refinement_with_more_grains_than_uint16_ids_equals_the_definition():
+    # 66049 grains of 3 x 3 px (centre pixel = core at radius 1): slab-local ids need uint32
+    g = 257
+    lab = (np.arange(g * g, dtype=np.uint32).reshape(g, g) + 1).repeat(3, 0).repeat(3, 1)[None]
+    b = np.random.default_rng(5).uniform(0, 2, lab.shape).astype(np.float16)
+    assert np.array_equal(refine3d.refine_block(lab, b, 1), _flood_reference(lab, b, 1))
+
+
+def test_refinement_in_slabs_floods_with_unrefined_context(tmp_path):
+    # each slab of 3 slices is flooded with 2 slices of context on each side taken from the
+    # unrefined labels, for an HDF5 dataset and a numpy array alike
+    lab, b = _voronoi_block(4, shape=(11, 40, 48))
+    fill = np.ones(lab.shape[1:], bool)
+    expect = np.empty_like(lab)
+    for z0 in range(0, 11, 3):
+        a, e = max(0, z0 - 2), min(11, z0 + 5)
+        expect[z0:z0 + 3] = _flood_reference(lab[a:e], b[a:e], 2, fill)[z0 - a:z0 - a + 3]
+    arr = lab.copy()
+    refine3d.refine_volume(arr, b, 2, 3, 2, fill)
+    assert np.array_equal(arr, expect)
+    with h5py.File(tmp_path / "lab.h5", "w") as f:
+        ds = f.create_dataset("labels", data=lab, chunks=(1,) + lab.shape[1:])
+        refine3d.refine_volume(ds, b, 2, 3, 2, fill)
+        assert np.array_equal(ds[...], expect)
