@@ -42,7 +42,11 @@ and a grain table computed from streamed moments.
 Memory: label slices stream through the HDF5 artefact; what is kept is per track or grain
 (a few numbers each, in compact arrays) and per section (its track id), never per pixel or
 per slice image, and the weak-border statistics are kept only for pairs of grains that are
-still open (a pair is decided as soon as both of its grains have ended).
+still open (a pair is decided as soon as both of its grains have ended). The per-track and
+per-section bookkeeping is freed before the 3D refinement and the per-grain statistics are
+made after it, so the stage's peak is one refinement slab (:mod:`magtwin.reconstruct.refine3d`),
+whatever the number of slices (issue 3: 449 MiB on 20 and 464 MiB on 100 slices of 1024 x
+1024, 924 MiB on 100 before).
 """
 
 from __future__ import annotations
