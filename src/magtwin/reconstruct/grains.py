@@ -88,6 +88,7 @@ DEFAULTS: dict[str, Any] = {
     "zsplit_min_step": None,
     "zsplit_window_slices": 4,
     "zsplit_max_dip": 0.7,
+    "zsplit_min_sheet": 0.5,
     "refine_core_px": 4,
     "refine_slab_slices": 8,
     "refine_overlap_slices": 4,
@@ -682,12 +683,13 @@ def run_grains(in_path: str | os.PathLike, out_path: str | os.PathLike,
             n_zsplit = 0
             step = None if image is None or p["zsplit_min_step"] is None else float(p["zsplit_min_step"])
             dip = None if p["zsplit_max_dip"] is None else float(p["zsplit_max_dip"])
-            if step is not None or dip is not None:
+            sheet = None if p["zsplit_min_sheet"] is None else float(p["zsplit_min_sheet"])
+            if step is not None or dip is not None or sheet is not None:
                 # grains linked end to end along z, cut where the section area dips or the
                 # brightness steps
                 n_zsplit, size, first, last = split_tracks(
                     out, track_of, tracks, image, f["boundary"] if "boundary" in f else None,
-                    int(p["zsplit_window_slices"]), step, dip)
+                    int(p["zsplit_window_slices"]), step, dip, min_sheet=sheet)
             n_tracks = len(tracks.parent)
             root = np.array([tracks.find(t) for t in range(n_tracks)], np.int64)
             if not n_zsplit:
