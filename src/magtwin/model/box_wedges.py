@@ -62,10 +62,10 @@ def _contains(poly: Polyhedron, planes: PlaneSet, p: np.ndarray, tol: float) -> 
 def _shared_edge(fa, fb, eps: float):
     """The two vertices faces ``fa`` and ``fb`` share (their common edge), or ``None``."""
     d = np.abs(fa.loop[:, None, :] - fb.loop[None, :, :]).max(axis=2)
-    ia, ib = np.nonzero(d <= 10 * eps)
-    if len(set(ia.tolist())) < 2:
+    ia = np.unique(np.nonzero(d <= 10 * eps)[0])
+    if len(ia) < 2:
         return None
-    pts = fa.loop[sorted(set(ia.tolist()))]
+    pts = fa.loop[ia]
     # faces of a convex polyhedron share at most one edge: its two extreme points
     k = np.argmax(np.linalg.norm(pts - pts[0], axis=1))
     return pts[0], pts[k]

@@ -40,6 +40,8 @@ been read, so only the sections (a few numbers each) of the grains still open ar
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from magtwin.imaging.stackio import progress
@@ -59,6 +61,19 @@ def section_sums(lab: np.ndarray, img: np.ndarray, b: np.ndarray | None,
             np.bincount(lab[fin], img[fin], minlength=n))
 
 
+def _strongest_apart(score: np.ndarray, ks: np.ndarray, threshold: float, spacing: int) -> list[int]:
+    """Positions ``ks[i]`` taken in order of decreasing ``score[i]`` while it is at least
+    ``threshold``, each at least ``spacing`` from those already taken; sorted."""
+    cuts: list[int] = []
+    for i in np.argsort(-score, kind="stable"):
+        if score[i] < threshold:
+            break
+        k = int(ks[i])
+        if all(abs(k - c) >= spacing for c in cuts):
+            cuts.append(k)
+    return sorted(cuts)
+
+
 def step_cuts(level: np.ndarray, window: int = 4, min_step: float = 0.15) -> list[int]:
     """Positions ``k`` where a profile ``level`` (n,) steps: ``|median(level[k:k+w]) -
     median(level[k-w:k])| >= min_step``, largest first, each at least ``w`` from the
@@ -69,21 +84,12 @@ def step_cuts(level: np.ndarray, window: int = 4, min_step: float = 0.15) -> lis
     if n < 2 * w:
         return []
     ks = np.arange(w, n - w + 1)
-    with np.errstate(all="ignore"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN windows
-            step = np.abs(np.array([np.nanmedian(level[k:k + w]) - np.nanmedian(level[k - w:k])
-                                    for k in ks]))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN windows
+        step = np.abs(np.array([np.nanmedian(level[k:k + w]) - np.nanmedian(level[k - w:k])
+                                for k in ks]))
     step[~np.isfinite(step)] = 0.0
-    cuts: list[int] = []
-    for i in np.argsort(-step, kind="stable"):
-        if step[i] < min_step:
-            break
-        k = int(ks[i])
-        if all(abs(k - c) >= w for c in cuts):
-            cuts.append(k)
-    return sorted(cuts)
+    return _strongest_apart(step, ks, min_step, w)
 
 
 def dip_cuts(area: np.ndarray, max_dip: float = 0.35, min_len: int = 2) -> list[int]:
@@ -129,21 +135,13 @@ def sheet_cuts(level: np.ndarray, area: np.ndarray, min_sheet: float = 0.3, wind
     left = np.maximum.accumulate(a)
     right = np.maximum.accumulate(a[::-1])[::-1]
     ks = np.arange(min_len, n - min_len + 1)
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN windows
         side = np.array([max(np.nanmedian(lv[max(0, k - w):k]), np.nanmedian(lv[k + 1:k + 1 + w]))
                          for k in ks])
     height = lv[ks] - side
     height[~np.isfinite(height) | (a[ks] < min_area * np.minimum(left[ks - 1], right[np.minimum(ks + 1, n - 1)]))] = -np.inf
-    cuts: list[int] = []
-    for i in np.argsort(-height, kind="stable"):
-        if height[i] < min_sheet:
-            break
-        k = int(ks[i])
-        if all(abs(k - c) >= min_len for c in cuts):
-            cuts.append(k)
-    return sorted(cuts)
+    return _strongest_apart(height, ks, min_sheet, min_len)
 
 
 def split_profiles(z: np.ndarray, grain: np.ndarray, area: np.ndarray, cnt: np.ndarray,
