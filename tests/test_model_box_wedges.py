@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from magtwin.errors import ConfigError
 from magtwin.mesh.build import mesh_geometry
 from magtwin.model.box_wedges import box_planes, find_wedges
 from magtwin.model.geometry import build_geometry
@@ -104,3 +105,8 @@ def test_narrow_box_face_of_a_core_is_widened():
     nodes = pts[np.unique(tets[mesh.region_id == gb["id"]])]
     assert np.abs((nodes - p0) @ n).max() <= T / 2 + 1e-9
     assert slab_thickness(nodes) == pytest.approx(T, rel=0.05)
+
+
+def test_fold_angle_outside_its_range_is_a_config_error():
+    with pytest.raises(ConfigError, match="box_wedge_min_deg = 60 must be between 0 and 45"):
+        _geometry(60.0)

@@ -62,6 +62,9 @@ def build_geometry(
         # a GB half-slab's inner radius is t/4: a larger threshold would dissolve the GB phase
         raise ConfigError(f"model.min_feature_nm = {min_feature_nm:g} must be between 0 and 0.2 x "
                           f"gb_thickness_nm = {0.2 * gb_thickness_nm:g}", source)
+    if not 0 <= box_wedge_min_deg <= 45:
+        # the notch's corner K (45 deg into the sample) only stays on the GB side of smaller wedges
+        raise ConfigError(f"model.box_wedge_min_deg = {box_wedge_min_deg:g} must be between 0 and 45", source)
     if np.any(hi <= lo):
         raise InputError(f"empty model box {lo.tolist()}..{hi.tolist()} nm", source)
     tess = cells_for_gb_shell(sites_nm, weights_nm2, grain_ids, lo, hi, REL_EPS * float(np.max(hi - lo)),
