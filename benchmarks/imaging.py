@@ -67,17 +67,14 @@ from pathlib import Path
 
 import numpy as np
 
+from _peer_pystack3d import CHAIN_CODE, ensure_peer
+
 HERE = Path(__file__).resolve().parent
-PEER_VENV = HERE / ".venv-peers"
 OUT = HERE / "out"
 
 # Runs inside the peer venv (numpy 2): same stack, same region, same work.
-PEER_CODE = r"""
+PEER_CODE = CHAIN_CODE + r"""
 import json, sys, time
-import numpy as np
-from pystackreg import StackReg
-from pystack3d.registration_calculation import tmat_calculation
-from pystack3d.utils import cumdot
 from pyvsnr import vsnr2d
 
 stack = np.load(sys.argv[1], mmap_mode="r")
@@ -98,21 +95,7 @@ def residual(out, ref, raw):
     c, *_ = np.linalg.lstsq(A, np.ravel(ref), rcond=None)
     return float(np.std(A @ c - np.ravel(ref)) / np.std(np.ravel(raw) - np.ravel(ref)))
 
-# calibrate the sign convention of the translation matrices on a known shift
-rng = np.random.default_rng(0)
-img = np.cumsum(np.cumsum(rng.normal(size=(64, 64)), 0), 1)
-mov = np.roll(img, (3, -2), axis=(0, 1))  # content moved by (+3, -2)
-t = tmat_calculation(img, mov)[0]
-sy, sx = np.sign(-t[1, 2] / 3.0), np.sign(t[0, 2] / 2.0)
-
-t0 = time.perf_counter()
-tm = [np.identity(3)[None]] + [tmat_calculation(np.asarray(stack[k - 1, r0:r1], float),
-                                                np.asarray(stack[k, r0:r1], float))
-                               for k in range(1, len(stack))]
-cum = cumdot(np.asarray([m[0] for m in tm]))
-t_reg = time.perf_counter() - t0
-# content moved by d <=> raw slice shows (y - d): convert to magtwin's (dy, dx) convention
-shifts = np.stack([sy * cum[:, 1, 2], -sx * cum[:, 0, 2]], axis=1)
+shifts, t_reg, (sy, sx) = chained_shifts(stack, r0, r1)
 
 filters = [{"name": "Gabor", "noise_level": 20, "sigma": (1, 30), "theta": 0}]
 t0 = time.perf_counter()
@@ -386,17 +369,6 @@ def run_stages(folder: Path, ingest: Path, nz: int, tag: str = "", state: dict |
             save()
         prev = out
     return rows
-
-
-def ensure_peer() -> Path | None:
-    py = PEER_VENV / "bin" / "python"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-    if subprocess.run([str(py), "-c", "import pystack3d"], capture_output=True).returncode != 0:
-        r = subprocess.run([str(py), "-m", "pip", "install", "-q", "pystack3d"])
-        if r.returncode != 0:
-            return None
-    return py
 
 
 def ours_same_work(folder: Path, band, n_destripe: int):
