@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import logging
 import os
 from typing import Any, Mapping
@@ -12,6 +15,28 @@ import numpy as np
 from magtwin.errors import ArtefactError, ConfigError, InputError
 
 log = logging.getLogger("magtwin.imaging")
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None elsewhere (looked up once: find_library runs ldconfig)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_freed_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; elsewhere a
+    no-op). Call it once per slice or slab in a stage that streams a stack: glibc keeps freed
+    blocks, and with them the resident memory grows with the number of slices although
+    nothing is held - the 3D watershed's queues (about 100 MiB per 16 x 1024 x 1024 slab),
+    and in the segment stage the slice-sized arrays freed while the next ones are being
+    allocated (about 2 MiB per 100 slices of 384 x 384 px, measured with tracemalloc: the
+    Python heap did not grow)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def merged(defaults: Mapping[str, Any], params: Mapping[str, Any] | None, section: str) -> dict:

@@ -30,34 +30,11 @@ between slabs.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
-
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from magtwin.imaging.stackio import progress
-
-
-@functools.lru_cache(maxsize=1)
-def _malloc_trim():
-    """glibc's ``malloc_trim``, or None elsewhere (looked up once: find_library runs ldconfig)."""
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-def _release_freed_heap() -> None:
-    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; elsewhere a
-    no-op). The watershed's queues are many small blocks that glibc keeps after they are
-    freed (about 100 MiB per 16 x 1024 x 1024 slab), which would otherwise stay in the
-    stage's resident memory for the rest of the run."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
+from magtwin.imaging.stackio import progress, release_freed_heap
 
 
 def _cores2d(lab: np.ndarray, core_px: int) -> np.ndarray:
@@ -187,5 +164,5 @@ def refine_volume(vol, boundary, core_px: int = 4, slab_slices: int = 8,
         held0, held1 = a, e
         for i, r in _flood(buf[:e - a], boundary, a, core_px, fill, range(z0 - a, z1 - a)):
             vol[a + i] = r
-        _release_freed_heap()
+        release_freed_heap()
         progress("grains/refine3d", z1 - 1, nz, every=1)

@@ -46,8 +46,8 @@ from skimage.filters import sobel
 from skimage.segmentation import watershed
 
 from magtwin.errors import InputError
-from magtwin.imaging.stackio import (RowAppender, count_percentiles, merged, progress, volume_of,
-                                     voxel_size_of)
+from magtwin.imaging.stackio import (RowAppender, count_percentiles, merged, progress,
+                                     release_freed_heap, volume_of, voxel_size_of)
 from magtwin.io.artefact import ArtefactWriter, open_artefact
 from magtwin.reconstruct.outlines import outline_polygons
 
@@ -419,6 +419,7 @@ def run_segment(in_path: str | os.PathLike, out_path: str | os.PathLike,
                     first = verts.n + np.r_[0, np.cumsum(n_v)[:-1]]
                     table.extend(np.stack([np.full(len(lbl), k), lbl, first, n_v, area[lbl]], axis=1))
                     verts.extend(np.concatenate([poly for _, poly in polys]) * scale)
+                release_freed_heap()
                 progress("segment", k, nz)
 
             seg_args = (int(p["seed_min_distance_px"]), float(p["merge_threshold"]),
