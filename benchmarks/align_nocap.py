@@ -30,7 +30,8 @@ otherwise, chain whole-slice registrations of consecutive slices - PyStack3D's
 slices is its first n - 1 pairs) and magtwin's own whole-slice phase correlation
 (``align.spectrum`` / ``align.register``) chained without the drift model - and the chain of
 the robust patch means (the drift model's input ``increments_px``, no model: which part of
-the method keeps the bias from accumulating). Reported: RMS error of each, the ratio
+the method keeps the bias from accumulating), and no correction at all (the true drift's
+RMS, the yardstick: a random walk grows like sqrt(n)). Reported: RMS error of each, the ratio
 PyStack3D / ours, registration time per slice of both and their ratio (the machine may be
 shared), and ``rms = c * n^a`` fitted per method over the random-walk and the steady-drift
 seeds apart (``summary.comparison``). ``--no-peer`` (or a PyStack3D that cannot be
@@ -55,10 +56,11 @@ from magtwin.synth.sample import make_sample
 OUT = Path(__file__).resolve().parent / "out"
 Z_SWEEP = (1.0, 1.5, 2.0, 3.0)
 #: the methods side by side: row key of their RMS error, label
-METHODS = {"ours": ("rms_px", "magtwin (drift model)"),
+METHODS = {"ours": ("rms_px", "ours: drift model"),
            "patch_chain": ("rms_px_patch_chain", "patch-mean chain"),
-           "plain_chain": ("rms_px_plain_chain", "whole-slice PC chain"),
-           "pystack3d": ("rms_px_pystack3d", "PyStack3D chain")}
+           "plain_chain": ("rms_px_plain_chain", "whole PC chain"),
+           "pystack3d": ("rms_px_pystack3d", "PyStack3D chain"),
+           "none": ("rms_px_no_correction", "no correction")}
 
 
 def _model(patches: np.ndarray, n: int, z: float) -> dict:
@@ -145,6 +147,7 @@ def run(seeds, lengths, shape_yx, peer: bool = True) -> tuple[list[dict], list[d
                 "ms_per_slice": 1000 * dt,
                 "rms_px_patch_chain": _rms(patch[:n], truth[:n]),
                 "rms_px_plain_chain": _rms(plain[:n], truth[:n]),
+                "rms_px_no_correction": _rms(0 * truth[:n], truth[:n]),
                 "ms_per_slice_plain_chain": 1000 * t_plain / len(den),
             })
             if ref is not None:
@@ -250,14 +253,14 @@ def print_comparison(c: dict, lengths) -> None:
         if not g:
             continue
         ms = [m for m in METHODS if m in g]
-        print(f" {group.replace('_', ' ')}:\n  {'n_slices':>8}  " + "  ".join(f"{g[m]['label']:>21}" for m in ms)
+        print(f" {group.replace('_', ' ')}:\n  {'n_slices':>8}  " + "  ".join(f"{g[m]['label']:>17}" for m in ms)
               + ("  PyStack3D/ours" if "pystack3d" in g else ""))
         for n in lengths:
-            print(f"  {n:>8}  " + "  ".join(f"{g[m]['mean_rms_px'][str(n)]:21.2f}" for m in ms)
+            print(f"  {n:>8}  " + "  ".join(f"{g[m]['mean_rms_px'][str(n)]:17.2f}" for m in ms)
                   + (f"  {g['rms_ratio_pystack3d_over_ours'][str(n)]['of_means']:14.1f}" if "pystack3d" in g else ""))
         if len(lengths) > 1:
             print(f"  {'growth':>8}  " + "  ".join(
-                f"{g[m]['growth']['coefficient_px']:12.2f} n^{g[m]['growth']['exponent']:5.2f}" for m in ms))
+                f"{g[m]['growth']['coefficient_px']:9.2f} n^{g[m]['growth']['exponent']:5.2f}" for m in ms))
     t = c.get("translation_control", {})
     if t:
         print(f" pure-translation control (seed {t['seed']}, slice 0 moved by the true shifts, "
