@@ -5,6 +5,7 @@
                                                  # 30/60/120/240 slices of 128 x 160 px; steady
                                                  # drift seeds 47, 48 (0.3 px/slice along x),
                                                  # 49 (0.2, 0.2), 50 (-0.3 along x)
+    python benchmarks/align_nocap.py --shape 256,512 --lengths 30,60,120   # more grains per slice
 
 For each seed a synthetic sample without cap is generated at the longest length, denoised
 slice by slice with the denoise stage's defaults (in memory), and registered once
@@ -156,8 +157,9 @@ def run(seeds, lengths, shape_yx, peer: bool = True) -> tuple[list[dict], list[d
                     "rms_px_pystack3d": _rms(s_peer, truth[:n]),
                     "rms_x_px_pystack3d": float(np.sqrt(((s_peer[:, 1] - truth[:n, 1]) ** 2).mean())),
                     "ms_per_slice_pystack3d": 1000 * ref["t_register_s"] / len(den)})
-                rows[-1]["rms_ratio_pystack3d_over_ours"] = rows[-1]["rms_px_pystack3d"] / rows[-1]["rms_px"]
-                rows[-1]["time_ratio_pystack3d_over_ours"] = rows[-1]["ms_per_slice_pystack3d"] / rows[-1]["ms_per_slice"]
+                row = rows[-1]
+                row["rms_ratio_pystack3d_over_ours"] = row["rms_px_pystack3d"] / row["rms_px"]
+                row["time_ratio_pystack3d_over_ours"] = row["ms_per_slice_pystack3d"] / row["ms_per_slice"]
             print("seed {seed:3d} noise {noise_level:.2f} rate {drift_rate_y_px:4.1f},{drift_rate_x_px:4.1f} n {n_slices:4d}  rms {rms_px:5.2f} px "
                   "(y {rms_y_px:4.2f}, x {rms_x_px:4.2f})  within 1/2 sigma {within_1sigma:4.2f}/"
                   "{within_2sigma:4.2f}  sigma_rms {sigma_rms_px:4.2f}  "
@@ -277,6 +279,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 seeds, 30/60 slices of 96 x 128 px")
     ap.add_argument("--no-peer", action="store_true", help="skip the PyStack3D comparison")
+    ap.add_argument("--shape", help="Y,X slice size in px (more grains per slice; writes "
+                    "align_nocap_<Y>x<X>.json)")
+    ap.add_argument("--lengths", help="comma-separated stack lengths in slices")
     a = ap.parse_args(argv)
     if a.quick:
         seeds, lengths, shape = [(41, 0.04, 0.0), (45, 0.08, 0.0), (47, 0.04, 0.3)], [30, 60], (96, 128)
@@ -285,6 +290,10 @@ def main(argv=None) -> int:
                  (45, 0.08, 0.0), (46, 0.08, 0.0), (47, 0.04, 0.3), (48, 0.04, 0.3),
                  (49, 0.04, (0.2, 0.2)), (50, 0.04, -0.3)]
         lengths, shape = [30, 60, 120, 240], (128, 160)
+    if a.shape:
+        shape = tuple(int(v) for v in a.shape.split(","))
+    if a.lengths:
+        lengths = sorted(int(v) for v in a.lengths.split(","))
     rows, sweep, control = run(seeds, lengths, shape, not a.no_peer)
     summ = summary(rows, lengths, sweep)
     summ["comparison"]["translation_control"] = control
@@ -310,7 +319,8 @@ def main(argv=None) -> int:
                 f"{g.get('steady_mean_rms_px', {}).get(str(n), float('nan')):5.2f}" for n in lengths))
     print_comparison(summ["comparison"], lengths)
     OUT.mkdir(exist_ok=True)
-    path = OUT / ("align_nocap_quick.json" if a.quick else "align_nocap.json")
+    path = OUT / ("align_nocap{}{}.json".format("_quick" if a.quick else "",
+                                                 f"_{shape[0]}x{shape[1]}" if a.shape else ""))
     path.write_text(json.dumps({"shape_yx": list(shape), "rows": rows, "summary": summ}, indent=1))
     print(f"wrote {path}")
     return 0
