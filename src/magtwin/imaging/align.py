@@ -74,8 +74,26 @@ Slices are registered by phase correlation with upsampled-DFT refinement (scikit
   / 2.0 / 3.0; ``steady_z_sweep`` in ``benchmarks/out/align_nocap.json``). With more grains
   per slice it is detected: 256 x 512 px, 0.3 px/slice along x (seed 52) and (0.2, -0.2)
   (seed 53): 1.6 / 1.0 px and 0.5 / 1.8 px RMS over 60 / 120 slices, found from 60 slices
-  on (seed 53: 30); a random walk there (seed 54) 1.2 / 1.0 px. Stacks of fewer than 21 slices chain the patch means and carry their whole bias in
-  the uncertainty.
+  on (seed 53: 30); a random walk there (seed 54) 1.2 / 1.0 px. Stacks of fewer than 21
+  slices chain the patch means and carry their whole bias in the uncertainty.
+
+  Against chained registration, on the same slices (``benchmarks/align_nocap.py``, held-out
+  seeds 41-50): on 128 x 160 px with a random-walk drift PyStack3D's chain has 1.9 / 1.9 /
+  1.8 / 1.5x this model's error over 30 / 60 / 120 / 240 slices, and every chain does worse
+  than no correction at all; with a steady drift the chains do better below 240 slices
+  (PyStack3D 0.4-0.6x this model's error at 30-120 slices, 1.5x at 240). On 256 x 512 px
+  (more grains per slice) chains and this model are alike on random walks (PyStack3D / ours
+  1.0-1.2) and the chains better on steady drift (PyStack3D 0.6-0.8x; the plain whole-slice
+  chain 0.55 / 0.78 / 0.98 px against 0.98 / 1.17 / 1.64 px at 30 / 60 / 120 slices). Where
+  a user knows the instrument drifts steadily, ``drift_rate_sigma_px`` set to the expected
+  rate keeps it instead of testing for it: 0.3 on the steady seeds 47-50 gave 1.6 / 2.3 /
+  5.2 / 4.1 px mean RMS over 30 / 60 / 120 / 240 slices (auto: 3.9 / 6.6 / 10.9 / 4.3), but on
+  the random-walk seeds 41-44 it takes the bias for a drift (3.2 / 4.4 / 9.4 / 10.2 px; auto
+  1.5 / 1.8 / 1.9 / 2.8; measured with ``drift_without_reference`` on the benchmark's patch
+  shifts). Feeding the model the whole-slice increments
+  instead of the patch means (their chain has the smaller bias) did not lower the mean error
+  on tuning seeds 5-15 (mean RMS over 120 slices 2.18 px either way on random walks, 5.4 px
+  on steady drift).
 
 The aligned volume is in the frame of slice 0 on the same grid; voxels a slice does not
 cover are NaN, and ``valid_mask`` (y, x) marks the pixels covered by every slice.
