@@ -32,7 +32,9 @@ slices is its first n - 1 pairs) and magtwin's own whole-slice phase correlation
 (``align.spectrum`` / ``align.register``) chained without the drift model - and the chain of
 the robust patch means (the drift model's input ``increments_px``, no model: which part of
 the method keeps the bias from accumulating), and no correction at all (the true drift's
-RMS, the yardstick: a random walk grows like sqrt(n)). Reported: RMS error of each, the ratio
+RMS, the yardstick: a random walk grows like sqrt(n)); also ours with a fixed prior on a
+steady drift rate (``drift_rate_sigma_px`` = :data:`FIXED_RATE_SIGMA_PX` instead of
+``auto``: "ours, rate prior"). Reported: RMS error of each, the ratio
 PyStack3D / ours, registration time per slice of both and their ratio (the machine may be
 shared), and ``rms = c * n^a`` fitted per method over the random-walk and the steady-drift
 seeds apart (``summary.comparison``). ``--no-peer`` (or a PyStack3D that cannot be
@@ -61,13 +63,20 @@ METHODS = {"ours": ("rms_px", "ours: drift model"),
            "patch_chain": ("rms_px_patch_chain", "patch-mean chain"),
            "plain_chain": ("rms_px_plain_chain", "whole PC chain"),
            "pystack3d": ("rms_px_pystack3d", "PyStack3D chain"),
-           "none": ("rms_px_no_correction", "no correction")}
+           "none": ("rms_px_no_correction", "no correction"),
+           "fixed_rate": ("rms_px_rate_sigma", "ours, rate prior")}
+
+#: ``drift_rate_sigma_px`` of the "ours, rate prior" row: a steady drift rate kept with this
+#: prior standard deviation (px per slice) instead of the ``auto`` test - what a user who
+#: knows the instrument drifts steadily would set (see ``magtwin.imaging.align``)
+FIXED_RATE_SIGMA_PX = 0.3
 
 
-def _model(patches: np.ndarray, n: int, z: float) -> dict:
+def _model(patches: np.ndarray, n: int, z: float, rate_sigma=None) -> dict:
     p = align.DEFAULTS
-    return drift_model.drift_without_reference(patches[:n - 1], int(p["bias_max_lag_slices"]),
-                                               p["drift_rate_sigma_px"], steady_rate_z=z)
+    return drift_model.drift_without_reference(
+        patches[:n - 1], int(p["bias_max_lag_slices"]),
+        p["drift_rate_sigma_px"] if rate_sigma is None else rate_sigma, steady_rate_z=z)
 
 
 def _rms(shifts: np.ndarray, truth: np.ndarray) -> float:
@@ -149,6 +158,8 @@ def run(seeds, lengths, shape_yx, peer: bool = True) -> tuple[list[dict], list[d
                 "rms_px_patch_chain": _rms(patch[:n], truth[:n]),
                 "rms_px_plain_chain": _rms(plain[:n], truth[:n]),
                 "rms_px_no_correction": _rms(0 * truth[:n], truth[:n]),
+                "rms_px_rate_sigma": _rms(_model(patches, n, drift_model.STEADY_RATE_Z,
+                                                 FIXED_RATE_SIGMA_PX)["shifts_px"], truth[:n]),
                 "ms_per_slice_plain_chain": 1000 * t_plain / len(den),
             })
             if ref is not None:

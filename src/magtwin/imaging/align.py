@@ -87,10 +87,10 @@ Slices are registered by phase correlation with upsampled-DFT refinement (scikit
   chain 0.55 / 0.78 / 0.98 px against 0.98 / 1.17 / 1.64 px at 30 / 60 / 120 slices). Where
   a user knows the instrument drifts steadily, ``drift_rate_sigma_px`` set to the expected
   rate keeps it instead of testing for it: 0.3 on the steady seeds 47-50 gave 1.6 / 2.3 /
-  5.2 / 4.1 px mean RMS over 30 / 60 / 120 / 240 slices (auto: 3.9 / 6.6 / 10.9 / 4.3), but on
-  the random-walk seeds 41-44 it takes the bias for a drift (3.2 / 4.4 / 9.4 / 10.2 px; auto
-  1.5 / 1.8 / 1.9 / 2.8; measured with ``drift_without_reference`` on the benchmark's patch
-  shifts). Feeding the model the whole-slice increments
+  5.2 / 4.1 px mean RMS over 30 / 60 / 120 / 240 slices (auto: 3.9 / 6.6 / 10.9 / 4.3;
+  PyStack3D's chain 2.4 / 3.4 / 4.5 / 6.3), but on the random-walk seeds 41-46 it takes the
+  bias for a drift (2.8 / 3.7 / 7.2 / 8.9 px; auto 1.6 / 1.9 / 2.0 / 3.0; the "ours, rate
+  prior" row of ``benchmarks/align_nocap.py``). Feeding the model the whole-slice increments
   instead of the patch means (their chain has the smaller bias) did not lower the mean error
   on tuning seeds 5-15 (mean RMS over 120 slices 2.18 px either way on random walks, 5.4 px
   on steady drift).
