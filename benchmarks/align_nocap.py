@@ -54,6 +54,7 @@ import numpy as np
 
 from _peer_pystack3d import chained_registration
 from magtwin.imaging import align, denoise, drift_model
+from magtwin.reconstruct.scoring import shift_rms_error as _rms
 from magtwin.synth.sample import make_sample
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -77,10 +78,6 @@ def _model(patches: np.ndarray, n: int, z: float, rate_sigma=None) -> dict:
     return drift_model.drift_without_reference(
         patches[:n - 1], int(p["bias_max_lag_slices"]),
         p["drift_rate_sigma_px"] if rate_sigma is None else rate_sigma, steady_rate_z=z)
-
-
-def _rms(shifts: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.sqrt(((shifts - truth) ** 2).sum(1).mean()))
 
 
 def plain_chain(den: np.ndarray) -> tuple[np.ndarray, float]:
@@ -142,7 +139,7 @@ def run(seeds, lengths, shape_yx, peer: bool = True) -> tuple[list[dict], list[d
             for zs in Z_SWEEP:
                 r = _model(patches, n, zs)
                 sweep.append({"seed": seed, "steady": bool(any(rate)), "n_slices": n, "z": zs,
-                              "rms_px": float(np.sqrt(((r["shifts_px"] - truth[:n]) ** 2).sum(1).mean()))})
+                              "rms_px": _rms(r["shifts_px"], truth[:n])})
             r = _model(patches, n, drift_model.STEADY_RATE_Z)
             err = r["shifts_px"] - truth[:n]
             z = np.abs(err[1:]) / r["uncertainty_px"][1:]

@@ -139,6 +139,14 @@ else:
 """
 
 
+def stage_memory(ps) -> tuple[int, int]:
+    """Memory of a running stage (``psutil.Process``) in bytes: its RSS, and its RSS plus the
+    unique set size (USS) of its child processes - forked workers share the parent's pages,
+    so only the memory that is their own counts. Raises ``psutil.Error`` if it is gone."""
+    main = ps.memory_info().rss
+    return main, main + sum(c.memory_full_info().uss for c in ps.children(recursive=True))
+
+
 def run_measured(argv: list[str]) -> tuple[float, float, float]:
     """Run a command; return (wall seconds, peak memory in MiB polled every 200 ms -- its
     RSS plus the unique set size of its child processes, which share the parent's pages --, CPU seconds (user + system) of it and its waited-for children).
@@ -153,10 +161,8 @@ def run_measured(argv: list[str]) -> tuple[float, float, float]:
         pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
-        try:  # the stage, plus the memory of its forked workers that is their own (USS)
-            rss = ps.memory_info().rss + sum(c.memory_full_info().uss
-                                             for c in ps.children(recursive=True))
-            peak = max(peak, rss)
+        try:
+            peak = max(peak, stage_memory(ps)[1])
         except psutil.Error:
             pass
         time.sleep(0.2)

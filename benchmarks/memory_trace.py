@@ -8,7 +8,7 @@ first fifth; a stage whose memory rises over its first slices (the C allocator r
 steady state, worker pages diverging from the parent after the fork) and then stays flat
 shows a growth there that a longer stack does not continue. This runs the stage once, through
 the ``magtwin`` command line (default config), samples its memory every 0.2 s - the stage's
-RSS plus the unique set size of its worker processes, as ``imaging.py`` does - reads the
+RSS plus the unique set size of its worker processes, ``imaging.stage_memory`` - reads the
 slice it has reached from its progress log (every 50 slices), and reports the peak and the
 median per window of slices. The stage's output goes to a temporary folder and is deleted.
 Writes ``benchmarks/out/memory_trace_<stage>.json``.
@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from imaging import stage_memory
 
 OUT = Path(__file__).resolve().parent / "out"
 PROGRESS = re.compile(r": slice (\d+)/(\d+)")
@@ -50,9 +52,8 @@ def trace(argv: list[str], stage: str) -> tuple[np.ndarray, int]:
     ps, rows = psutil.Process(proc.pid), []
     while proc.poll() is None:
         try:
-            main = ps.memory_info().rss
-            workers = sum(c.memory_full_info().uss for c in ps.children(recursive=True))
-            rows.append((reached[0], main / 2 ** 20, (main + workers) / 2 ** 20))
+            main, total = stage_memory(ps)
+            rows.append((reached[0], main / 2 ** 20, total / 2 ** 20))
         except psutil.Error:
             pass
         time.sleep(0.2)
